@@ -1,0 +1,50 @@
+//! A pooled GPU buffer: returns to its context's pool when the last array using it drops.
+
+use super::GpuContext;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+pub struct GpuBuffer {
+    buffer: Option<wgpu::Buffer>,
+    bucket: u64,
+    ctx: Arc<GpuContext>,
+}
+
+impl GpuBuffer {
+    pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, ctx: Arc<GpuContext>) -> Self {
+        ctx.counters.bytes_live.fetch_add(bucket, Relaxed);
+        GpuBuffer {
+            buffer: Some(buffer),
+            bucket,
+            ctx,
+        }
+    }
+
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer present until drop")
+    }
+
+    /// Size of the underlying allocation (its pool bucket), at least the array's bytes.
+    pub fn capacity(&self) -> u64 {
+        self.bucket
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.ctx.counters.bytes_live.fetch_sub(self.bucket, Relaxed);
+            self.ctx.pool.give_back(self.bucket, b);
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer({} bytes)", self.bucket)
+    }
+}

@@ -1,0 +1,140 @@
+//! Pipeline cache: each (shader, entry point, override constants) is compiled once.
+
+use crate::error::{DeviceError, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A WGSL file from `shaders/`, embedded in the binary.
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// Declares a `Shader` static for `shaders/<file>.wgsl`.
+#[macro_export]
+macro_rules! shader {
+    ($ident:ident, $file:literal) => {
+        pub static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
+            name: $file,
+            source: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shaders/",
+                $file,
+                ".wgsl"
+            )),
+        };
+    };
+}
+
+/// One kernel variant: an entry point of a shader plus its `override` constants.
+#[derive(Clone, Copy)]
+pub struct Kernel<'a> {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub constants: &'a [(&'static str, f64)],
+}
+
+impl<'a> Kernel<'a> {
+    pub const fn new(shader: &'static Shader, entry: &'static str) -> Self {
+        Kernel {
+            shader,
+            entry,
+            constants: &[],
+        }
+    }
+
+    pub fn with(self, constants: &'a [(&'static str, f64)]) -> Self {
+        Kernel { constants, ..self }
+    }
+
+    pub(crate) fn key(&self) -> String {
+        let mut k = format!("{}:{}", self.shader.name, self.entry);
+        for (n, v) in self.constants {
+            k.push_str(&format!(":{n}={v}"));
+        }
+        k
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}::{}", self.shader.name, self.entry)
+    }
+}
+
+pub(crate) struct CompiledKernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<String, Arc<CompiledKernel>>>,
+}
+
+impl PipelineCache {
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        k: &Kernel,
+        compiled: &mut bool,
+    ) -> Result<Arc<CompiledKernel>> {
+        let key = k.key();
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(device, k.shader)?;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: None,
+            module: &module,
+            entry_point: Some(k.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: k.constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(DeviceError::Wgpu {
+                context: format!("compiling {}", k.label()),
+                message: e.to_string(),
+            });
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let compiled_kernel = Arc::new(CompiledKernel { pipeline, layout });
+        self.pipelines
+            .lock()
+            .unwrap()
+            .insert(key, compiled_kernel.clone());
+        *compiled = true;
+        Ok(compiled_kernel)
+    }
+
+    fn module(
+        &self,
+        device: &wgpu::Device,
+        shader: &'static Shader,
+    ) -> Result<Arc<wgpu::ShaderModule>> {
+        if let Some(m) = self.modules.lock().unwrap().get(shader.name) {
+            return Ok(m.clone());
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.name),
+            source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(DeviceError::Wgpu {
+                context: format!("parsing shaders/{}.wgsl", shader.name),
+                message: e.to_string(),
+            });
+        }
+        let module = Arc::new(module);
+        self.modules
+            .lock()
+            .unwrap()
+            .insert(shader.name, module.clone());
+        Ok(module)
+    }
+}

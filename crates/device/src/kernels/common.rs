@@ -1,0 +1,116 @@
+//! Checks and packing shared by the launchers.
+
+use crate::array::Array;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{DeviceError, Result};
+
+/// Most dimensions a kernel's shape parameters can carry.
+pub const MAX_DIMS: usize = 8;
+
+/// The device all `arrays` share, or an error naming the kernel.
+pub fn same_device(kernel: &'static str, arrays: &[&Array]) -> Result<Device> {
+    let first = arrays[0].device();
+    for a in &arrays[1..] {
+        let d = a.device();
+        if !d.same(&first) {
+            return Err(DeviceError::DeviceMismatch {
+                kernel,
+                left: first.name(),
+                right: d.name(),
+            });
+        }
+    }
+    Ok(first)
+}
+
+pub fn require_dtype(kernel: &'static str, a: &Array, dtype: DType) -> Result<()> {
+    if a.dtype() != dtype {
+        return Err(DeviceError::DType {
+            kernel,
+            detail: format!(
+                "expected {dtype}, got {} (shape {:?})",
+                a.dtype(),
+                a.shape()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Dimensions padded to `MAX_DIMS` u32s, for a uniform `array<vec4<u32>, 2>`.
+pub fn pack_dims(kernel: &'static str, dims: &[usize]) -> Result<[u32; MAX_DIMS]> {
+    if dims.len() > MAX_DIMS {
+        return Err(DeviceError::Shape {
+            kernel,
+            detail: format!("{} dimensions (at most {MAX_DIMS}): {dims:?}", dims.len()),
+        });
+    }
+    let mut out = [1u32; MAX_DIMS];
+    for (o, &d) in out.iter_mut().zip(dims) {
+        *o = u32::try_from(d).map_err(|_| DeviceError::Shape {
+            kernel,
+            detail: format!("dimension {d} exceeds u32"),
+        })?;
+    }
+    Ok(out)
+}
+
+/// Row-major strides of a contiguous shape.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// NumPy broadcasting of two shapes.
+pub fn broadcast_shapes(kernel: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(DeviceError::Shape {
+                    kernel,
+                    detail: format!("shapes {a:?} and {b:?} do not broadcast"),
+                });
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Strides that read `shape` as if broadcast to `out` (0 along broadcast dimensions).
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let lead = out.len() - shape.len();
+    let own = strides(shape);
+    (0..out.len())
+        .map(|i| {
+            if i < lead || shape[i - lead] == 1 {
+                0
+            } else {
+                own[i - lead]
+            }
+        })
+        .collect()
+}
+
+/// u32 words as the byte slice a dispatch takes for its parameters.
+pub fn param_bytes(words: &[u32]) -> &[u8] {
+    bytemuck::cast_slice(words)
+}

@@ -1,0 +1,164 @@
+// Elementwise kernels on f32: unary ops and their gradients, and binary ops with NumPy
+// broadcasting (or a scalar operand). The op is an override constant, so each op is its
+// own compiled pipeline with the switch folded away.
+//
+// Op codes must match `UnaryOp::code` / `BinaryOp::code` in crates/device/src/kernels/elementwise.rs.
+
+override OP: u32 = 0u;
+
+struct Params {
+    n: u32,          // output elements
+    alpha: f32,      // leaky-relu slope, or the scalar operand
+    ndim: u32,       // output rank (binary)
+    mode: u32,       // binary: 0 same shapes, 1 broadcast, 2 scalar right (a op s), 3 scalar left (s op a)
+    shape: array<vec4<u32>, 2>,
+    sa: array<vec4<u32>, 2>,
+    sb: array<vec4<u32>, 2>,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+
+fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+fn dim_of(d: u32) -> u32 { return P.shape[d / 4u][d % 4u]; }
+fn stride_a(d: u32) -> u32 { return P.sa[d / 4u][d % 4u]; }
+fn stride_b(d: u32) -> u32 { return P.sb[d / 4u][d % 4u]; }
+
+// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the CPU reference uses the same formula.
+fn erf_approx(x: f32) -> f32 {
+    let s = sign(x);
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return s * (1.0 - poly * exp(-a * a));
+}
+
+fn unary_op(x: f32) -> f32 {
+    switch OP {
+        case 0u: { return max(x, 0.0); }                               // relu
+        case 1u: { return select(P.alpha * x, x, x > 0.0); }            // leaky relu
+        case 2u: { return tanh(x); }
+        case 3u: { return 1.0 / (1.0 + exp(-x)); }                      // sigmoid
+        case 4u: { return exp(x); }
+        case 5u: { return log(x); }
+        case 6u: { return sqrt(x); }
+        case 7u: { return -x; }
+        case 8u: { return abs(x); }
+        case 9u: { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); } // gelu (erf)
+        case 10u: { return x * x; }                                     // square
+        case 11u: { return 1.0 / x; }                                   // reciprocal
+        case 12u: { return sin(x); }
+        case 13u: { return cos(x); }
+        default: { return x; }
+    }
+}
+
+// d(op)/dx times g, given the forward input x and output y.
+fn unary_grad_op(x: f32, y: f32, g: f32) -> f32 {
+    switch OP {
+        case 0u: { return select(0.0, g, x > 0.0); }
+        case 1u: { return select(P.alpha * g, g, x > 0.0); }
+        case 2u: { return g * (1.0 - y * y); }
+        case 3u: { return g * y * (1.0 - y); }
+        case 4u: { return g * y; }
+        case 5u: { return g / x; }
+        case 6u: { return g * 0.5 / y; }
+        case 7u: { return -g; }
+        case 8u: { return g * sign(x); }
+        case 9u: {
+            let cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
+            let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
+            return g * (cdf + x * pdf);
+        }
+        case 10u: { return 2.0 * x * g; }
+        case 11u: { return -g * y * y; }
+        case 12u: { return g * cos(x); }
+        case 13u: { return -g * sin(x); }
+        default: { return g; }
+    }
+}
+
+fn binary_op(a: f32, b: f32) -> f32 {
+    switch OP {
+        case 0u: { return a + b; }
+        case 1u: { return a - b; }
+        case 2u: { return a * b; }
+        case 3u: { return a / b; }
+        case 4u: { return max(a, b); }
+        case 5u: { return min(a, b); }
+        case 6u: { return pow(a, b); }
+        case 7u: { return select(0.0, 1.0, a > b); }
+        case 8u: { return select(0.0, 1.0, a >= b); }
+        case 9u: { return select(0.0, 1.0, a < b); }
+        case 10u: { return select(0.0, 1.0, a <= b); }
+        case 11u: { return select(0.0, 1.0, a == b); }
+        default: { return a; }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> ux: array<f32>;
+@group(0) @binding(2) var<storage, read_write> uy: array<f32>;
+
+@compute @workgroup_size(256)
+fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < P.n) {
+        uy[i] = unary_op(ux[i]);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gx: array<f32>;
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+@group(0) @binding(3) var<storage, read> gg: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gdx: array<f32>;
+
+@compute @workgroup_size(256)
+fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < P.n) {
+        gdx[i] = unary_grad_op(gx[i], gy[i], gg[i]);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> ba: array<f32>;
+@group(0) @binding(2) var<storage, read> bb: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bout: array<f32>;
+
+@compute @workgroup_size(256)
+fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= P.n) {
+        return;
+    }
+    if (P.mode == 0u) {
+        bout[i] = binary_op(ba[i], bb[i]);
+        return;
+    }
+    var rem = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = i32(P.ndim) - 1; d >= 0; d = d - 1) {
+        let du = u32(d);
+        let c = rem % dim_of(du);
+        rem = rem / dim_of(du);
+        ia = ia + c * stride_a(du);
+        ib = ib + c * stride_b(du);
+    }
+    bout[i] = binary_op(ba[ia], bb[ib]);
+}
+
+@group(0) @binding(1) var<storage, read> sa_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> s_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn binary_scalar(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < P.n) {
+        if (P.mode == 3u) {
+            s_out[i] = binary_op(P.alpha, sa_in[i]);
+        } else {
+            s_out[i] = binary_op(sa_in[i], P.alpha);
+        }
+    }
+}
