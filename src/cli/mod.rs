@@ -1,0 +1,32 @@
+//! Subcommands, one file each.
+
+mod devices;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ferrograd", version, about = "Train classic neural networks on any GPU through wgpu")]
+pub struct Cli {
+    /// Pick the GPU adapter whose name contains this text (also FERROGRAD_ADAPTER)
+    #[arg(long, global = true)]
+    pub adapter: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List GPU adapters with their backend, driver and capabilities
+    Devices,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(a) = &cli.adapter {
+        // SAFETY: set before any thread is started.
+        unsafe { std::env::set_var(ferrograd_device::device::ADAPTER_ENV, a) };
+    }
+    match cli.command {
+        Some(Command::Devices) => devices::run(),
+        None => devices::run(),
+    }
+}
