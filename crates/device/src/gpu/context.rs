@@ -65,10 +65,7 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| DeviceError::Wgpu {
-            context: "request_device".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| DeviceError::Wgpu { context: "request_device".into(), message: e.to_string() })?;
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -136,21 +133,11 @@ impl GpuContext {
     }
 
     /// A buffer of at least `bytes` from the pool. `kernel` and `shape` name the request in errors.
-    pub fn alloc(
-        self: &Arc<Self>,
-        bytes: u64,
-        kernel: &'static str,
-        shape: &[usize],
-    ) -> Result<GpuBuffer> {
+    pub fn alloc(self: &Arc<Self>, bytes: u64, kernel: &'static str, shape: &[usize]) -> Result<GpuBuffer> {
         let bucket = bucket_size(bytes);
         let limit = self.caps.max_storage_binding.min(self.caps.max_buffer);
         if bucket > limit {
-            return Err(DeviceError::TooLarge {
-                kernel,
-                bytes,
-                limit,
-                shape: shape.to_vec(),
-            });
+            return Err(DeviceError::TooLarge { kernel, bytes, limit, shape: shape.to_vec() });
         }
         if let Some(b) = self.pool.take(bucket) {
             self.counters.pool_hits.fetch_add(1, Relaxed);
@@ -163,8 +150,7 @@ impl GpuContext {
                 // Out of memory: release the pool's idle buffers and try once more.
                 self.sync()?;
                 self.pool.trim();
-                self.create_storage(bucket)
-                    .ok_or(DeviceError::OutOfMemory { kernel, bytes })?
+                self.create_storage(bucket).ok_or(DeviceError::OutOfMemory { kernel, bytes })?
             }
         };
         Ok(GpuBuffer::new(buffer, bucket, self.clone()))
@@ -175,9 +161,7 @@ impl GpuContext {
         let b = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         match pollster::block_on(scope.pop()) {
@@ -188,45 +172,30 @@ impl GpuContext {
 
     /// A new buffer holding `bytes`. It is filled through its mapping at creation, so it
     /// is ordered correctly against dispatches already recorded.
-    pub fn upload(
-        self: &Arc<Self>,
-        bytes: &[u8],
-        kernel: &'static str,
-        shape: &[usize],
-    ) -> Result<GpuBuffer> {
+    pub fn upload(self: &Arc<Self>, bytes: &[u8], kernel: &'static str, shape: &[usize]) -> Result<GpuBuffer> {
         let bucket = bucket_size(bytes.len() as u64);
         let limit = self.caps.max_storage_binding.min(self.caps.max_buffer);
         if bucket > limit {
-            return Err(DeviceError::TooLarge {
-                kernel,
-                bytes: bytes.len() as u64,
-                limit,
-                shape: shape.to_vec(),
-            });
+            return Err(DeviceError::TooLarge { kernel, bytes: bytes.len() as u64, limit, shape: shape.to_vec() });
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: bucket,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: true,
         });
         if pollster::block_on(scope.pop()).is_some() {
-            return Err(DeviceError::OutOfMemory {
-                kernel,
-                bytes: bucket,
-            });
+            return Err(DeviceError::OutOfMemory { kernel, bytes: bucket });
         }
-        buffer
-            .slice(..bytes.len() as u64)
+        // Mapped ranges must be a multiple of 4 bytes (f16 arrays of odd length are not).
+        let mapped = (bytes.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        let mut view = buffer
+            .slice(..mapped)
             .get_mapped_range_mut()
-            .map_err(|e| DeviceError::Wgpu {
-                context: format!("{kernel}: mapping upload"),
-                message: e.to_string(),
-            })?
-            .copy_from_slice(bytes);
+            .map_err(|e| DeviceError::Wgpu { context: format!("{kernel}: mapping upload"), message: e.to_string() })?;
+        view.slice(..bytes.len()).copy_from_slice(bytes);
+        drop(view);
         buffer.unmap();
         self.counters.uploads.fetch_add(1, Relaxed);
         Ok(GpuBuffer::new(buffer, bucket, self.clone()))
@@ -234,13 +203,7 @@ impl GpuContext {
 
     /// Record one dispatch: `params` becomes the uniform at binding 0, `buffers` the storage
     /// bindings 1, 2, ... in order. Nothing is submitted.
-    pub fn dispatch(
-        &self,
-        kernel: &Kernel,
-        params: &[u8],
-        buffers: &[&GpuBuffer],
-        groups: [u32; 3],
-    ) -> Result<()> {
+    pub fn dispatch(&self, kernel: &Kernel, params: &[u8], buffers: &[&GpuBuffer], groups: [u32; 3]) -> Result<()> {
         if groups.contains(&0) {
             return Ok(());
         }
@@ -252,11 +215,7 @@ impl GpuContext {
                 shape: groups.iter().map(|&x| x as usize).collect(),
             });
         }
-        assert!(
-            params.len() <= MAX_PARAM_BYTES,
-            "{}: parameter block too large",
-            kernel.label()
-        );
+        assert!(params.len() <= MAX_PARAM_BYTES, "{}: parameter block too large", kernel.label());
         let mut compiled = false;
         let compiled_kernel = self.pipelines.get(&self.device, kernel, &mut compiled)?;
         if compiled {
@@ -283,10 +242,7 @@ impl GpuContext {
             }),
         }];
         for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.raw().as_entire_binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -303,15 +259,11 @@ impl GpuContext {
 
     fn pass<'r>(&self, rec: &'r mut Recorder) -> &'r mut wgpu::ComputePass<'static> {
         if rec.pass.is_none() {
-            let encoder = rec.encoder.get_or_insert_with(|| {
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
-            });
+            let encoder = rec
+                .encoder
+                .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
             let pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                })
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None })
                 .forget_lifetime();
             rec.pass = Some(pass);
         }
@@ -319,23 +271,15 @@ impl GpuContext {
     }
 
     /// Record a buffer-to-buffer copy (ends the open compute pass).
-    pub fn copy(
-        &self,
-        src: &GpuBuffer,
-        src_offset: u64,
-        dst: &GpuBuffer,
-        dst_offset: u64,
-        bytes: u64,
-    ) {
+    pub fn copy(&self, src: &GpuBuffer, src_offset: u64, dst: &GpuBuffer, dst_offset: u64, bytes: u64) {
         if bytes == 0 {
             return;
         }
         let mut rec = self.recorder.lock().unwrap();
         rec.pass = None;
-        let encoder = rec.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
-        });
+        let encoder = rec
+            .encoder
+            .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
         encoder.copy_buffer_to_buffer(src.raw(), src_offset, dst.raw(), dst_offset, bytes);
     }
 
@@ -368,14 +312,8 @@ impl GpuContext {
     fn wait(&self, idx: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.counters.waits.fetch_add(1, Relaxed);
         self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: idx,
-                timeout: None,
-            })
-            .map_err(|e| DeviceError::Wgpu {
-                context: "waiting for the GPU".into(),
-                message: e.to_string(),
-            })?;
+            .poll(wgpu::PollType::Wait { submission_index: idx, timeout: None })
+            .map_err(|e| DeviceError::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
         self.take_uncaptured()
     }
 
@@ -386,10 +324,7 @@ impl GpuContext {
         }
         let message = errs.join("; ");
         errs.clear();
-        Err(DeviceError::Wgpu {
-            context: "a recorded dispatch".into(),
-            message,
-        })
+        Err(DeviceError::Wgpu { context: "a recorded dispatch".into(), message })
     }
 
     /// Read `bytes` bytes from the start of `src`: submits everything recorded and waits once.
@@ -407,10 +342,9 @@ impl GpuContext {
         let idx = {
             let mut rec = self.recorder.lock().unwrap();
             rec.pass = None;
-            let encoder = rec.encoder.get_or_insert_with(|| {
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
-            });
+            let encoder = rec
+                .encoder
+                .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
             encoder.copy_buffer_to_buffer(src.raw(), 0, &staging, 0, size);
             self.submit_locked(&mut rec)
         };
@@ -421,18 +355,11 @@ impl GpuContext {
         });
         self.wait(idx)?;
         rx.recv()
-            .map_err(|e| DeviceError::Wgpu {
-                context: "readback".into(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| DeviceError::Wgpu {
-                context: "readback".into(),
-                message: e.to_string(),
-            })?;
-        let data = slice.get_mapped_range().map_err(|e| DeviceError::Wgpu {
-            context: "readback".into(),
-            message: e.to_string(),
-        })?;
+            .map_err(|e| DeviceError::Wgpu { context: "readback".into(), message: e.to_string() })?
+            .map_err(|e| DeviceError::Wgpu { context: "readback".into(), message: e.to_string() })?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| DeviceError::Wgpu { context: "readback".into(), message: e.to_string() })?;
         let out = data[..bytes as usize].to_vec();
         drop(data);
         staging.unmap();
@@ -442,10 +369,6 @@ impl GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "GpuContext({} / {:?})",
-            self.info.name, self.info.backend
-        )
+        write!(f, "GpuContext({} / {:?})", self.info.name, self.info.backend)
     }
 }
