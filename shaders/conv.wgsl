@@ -1,0 +1,82 @@
+// conv: im2col and its adjoint col2im, the data movement that turns a 2-D convolution
+// into one matmul (weight[O, C*KH*KW] x cols[C*KH*KW, OH*OW] per image) and back.
+//
+// cols has shape [N, C*KH*KW, OH*OW] with row r = c*KH*KW + kh*KW + kw; input pixel
+// (ih, iw) = (oh*SH - PH + kh*DH, ow*SW - PW + kw*DW), zero where it falls in the padding.
+
+struct Params {
+    total: u32,   // threads to run: cols elements (im2col) or input elements (col2im)
+    c: u32, h: u32, w: u32,
+    oh: u32, ow: u32, kh: u32, kw: u32,
+    sh: u32, sw: u32, ph: u32, pw: u32,
+    dh: u32, dw: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+
+fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+@group(0) @binding(1) var<storage, read> ix: array<f32>;
+@group(0) @binding(2) var<storage, read_write> icols: array<f32>;
+
+// One thread per element of cols.
+@compute @workgroup_size(256)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= P.total) {
+        return;
+    }
+    let ow = i % P.ow;
+    let oh = (i / P.ow) % P.oh;
+    let r = (i / (P.ow * P.oh)) % (P.c * P.kh * P.kw);
+    let n = i / (P.ow * P.oh * P.c * P.kh * P.kw);
+    let kw = r % P.kw;
+    let kh = (r / P.kw) % P.kh;
+    let c = r / (P.kw * P.kh);
+    // signed, since the window may start in the padding
+    let ih = i32(oh * P.sh + kh * P.dh) - i32(P.ph);
+    let iw = i32(ow * P.sw + kw * P.dw) - i32(P.pw);
+    var v = 0.0;
+    if (ih >= 0 && ih < i32(P.h) && iw >= 0 && iw < i32(P.w)) {
+        v = ix[((n * P.c + c) * P.h + u32(ih)) * P.w + u32(iw)];
+    }
+    icols[i] = v;
+}
+
+@group(0) @binding(1) var<storage, read> ccols: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cx: array<f32>;
+
+// One thread per input pixel, summing every cols entry that im2col copied from it: a
+// gather, so the result does not depend on thread timing (no atomics).
+@compute @workgroup_size(256)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= P.total) {
+        return;
+    }
+    let x = i % P.w;
+    let y = (i / P.w) % P.h;
+    let c = (i / (P.w * P.h)) % P.c;
+    let n = i / (P.w * P.h * P.c);
+    let rows = P.c * P.kh * P.kw;
+    var acc = 0.0;
+    for (var kh = 0u; kh < P.kh; kh = kh + 1u) {
+        // oh * SH = y + PH - kh * DH must be a non-negative multiple of SH below OH * SH
+        let ty = i32(y + P.ph) - i32(kh * P.dh);
+        if (ty < 0 || u32(ty) % P.sh != 0u || u32(ty) / P.sh >= P.oh) {
+            continue;
+        }
+        let oh = u32(ty) / P.sh;
+        for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
+            let tx = i32(x + P.pw) - i32(kw * P.dw);
+            if (tx < 0 || u32(tx) % P.sw != 0u || u32(tx) / P.sw >= P.ow) {
+                continue;
+            }
+            let ow = u32(tx) / P.sw;
+            let r = (c * P.kh + kh) * P.kw + kw;
+            acc = acc + ccols[((n * rows + r) * P.oh + oh) * P.ow + ow];
+        }
+    }
+    cx[i] = acc;
+}
