@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+mod bench;
 mod devices;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// List GPU adapters with their backend, driver and capabilities
     Devices,
+    /// Benchmark a workload (matmul): median time and GFLOP/s per problem
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Devices) => devices::run(),
+        Some(Command::Bench(args)) => bench::run(args),
         None => devices::run(),
     }
 }

@@ -6,12 +6,14 @@ mod context;
 mod pipelines;
 mod pool;
 mod stats;
+mod timer;
 
 pub use adapter::{list_adapters, AdapterReport, Caps};
 pub use buffer::GpuBuffer;
 pub use context::{GpuContext, MAX_PARAM_BYTES};
 pub use pipelines::{Kernel, Shader};
 pub use stats::Stats;
+pub use timer::GpuTimer;
 
 /// Workgroups for `n` invocations of a 1-D kernel with `wg` threads per group, folded into
 /// a 2-D grid when the count exceeds the per-dimension limit. Shaders recover the linear

@@ -1,6 +1,17 @@
 //! One module per kernel family. Each has its launcher(s), taking `Array`s on any device,
 //! and a `reference` submodule: the CPU twin in f64 that the parity tests compare against.
 
+pub mod attention;
 pub mod common;
+pub mod conv;
+pub mod copy;
 pub mod elementwise;
 pub mod fill;
+pub mod loss;
+pub mod pool;
+pub mod random;
+pub mod matmul;
+pub mod optim;
+pub mod reduce;
+pub mod rnn;
+pub mod softmax;

@@ -1,0 +1,307 @@
+//! Batched matrix multiply, the heart of the framework: `C[b] = op(A[b]) · op(B[b])`.
+//!
+//! Kernels (WGSL in `shaders/matmul*.wgsl`, assembled below):
+//! - `tile64`: 64x64 tile of C per workgroup, 4x4 per thread (small and skinny problems);
+//! - `tile128`: 128x128 tile, 8x8 per thread, register-blocked (large problems);
+//! - `coop`: f16 tensor-core tiles through cooperative matrices, 128x128 per workgroup
+//!   (`Precision::Mixed` where the adapter has them; never on lavapipe).
+//!
+//! The tile kernels exist twice: with f32 inputs and with f16 inputs (the `Precision::Mixed`
+//! fallback); both accumulate and write f32. Transposes are override constants, so each
+//! (kernel, transposes) pair is its own cached pipeline. Edges are handled in the kernels:
+//! any M, N, K works.
+
+use crate::array::Array;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{shape_err, DeviceError, Result};
+use crate::gpu::{grid_1d, Caps, GpuContext, Kernel, Shader};
+use crate::kernels::common::{param_bytes, require_dtype, same_device};
+
+const NAME: &str = "matmul";
+
+macro_rules! wgsl {
+    ($file:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))
+    };
+}
+
+/// The tile kernels with f32 inputs. WGSL has no includes: the shared body is appended here.
+pub static MATMUL: Shader =
+    Shader { name: "matmul", source: concat!(wgsl!("matmul"), wgsl!("matmul_common"), wgsl!("matmul_tiles")) };
+
+/// The tile kernels with f16 inputs, and the f32 -> f16 cast (needs `SHADER_F16`).
+pub static MATMUL_F16: Shader =
+    Shader { name: "matmul_f16", source: concat!(wgsl!("matmul_f16"), wgsl!("matmul_common"), wgsl!("matmul_tiles")) };
+
+/// The cooperative-matrix kernel (needs `caps().coop_matrix_f16`).
+pub static MATMUL_COOP: Shader =
+    Shader { name: "matmul_coop", source: concat!(wgsl!("matmul_coop"), wgsl!("matmul_common")) };
+
+/// What the multiply reads its inputs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 inputs, f32 accumulation
+    F32,
+    /// inputs rounded to f16, f32 accumulation and output; F32 where the adapter has no f16
+    Mixed,
+}
+
+/// A kernel variant (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Tile64,
+    Tile128,
+    Coop,
+}
+
+impl Variant {
+    /// Rows and columns of C one workgroup computes.
+    pub fn tile(self) -> usize {
+        match self {
+            Variant::Tile64 => 64,
+            Variant::Tile128 | Variant::Coop => 128,
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            Variant::Tile64 => "tile64",
+            Variant::Tile128 => "tile128",
+            Variant::Coop => "coop",
+        }
+    }
+}
+
+/// The problem a pair of shapes describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// elements between consecutive batches of A and B (0 when one matrix is shared)
+    pub a_stride: usize,
+    pub b_stride: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub out_shape: Vec<usize>,
+}
+
+impl Problem {
+    /// Checks the shapes: `a` is `[batch..., M, K]` (`[batch..., K, M]` when `trans_a`), `b` is
+    /// `[batch..., K, N]` (`[batch..., N, K]` when `trans_b`); batch dimensions are equal, or
+    /// one side is 2-D and shared by every batch of the other.
+    pub fn new(a: &[usize], b: &[usize], trans_a: bool, trans_b: bool) -> Result<Problem> {
+        let err = |why: &str| {
+            shape_err(NAME, format!("{why}: a {a:?} (trans_a {trans_a}) times b {b:?} (trans_b {trans_b})"))
+        };
+        if a.len() < 2 || b.len() < 2 {
+            return err("both operands need at least 2 dimensions");
+        }
+        let (ab, am) = a.split_at(a.len() - 2);
+        let (bb, bm) = b.split_at(b.len() - 2);
+        let (m, ka) = if trans_a { (am[1], am[0]) } else { (am[0], am[1]) };
+        let (kb, n) = if trans_b { (bm[1], bm[0]) } else { (bm[0], bm[1]) };
+        if ka != kb {
+            return err(&format!("inner dimensions differ ({ka} vs {kb})"));
+        }
+        let batch_dims = if ab == bb || bb.is_empty() {
+            ab
+        } else if ab.is_empty() {
+            bb
+        } else {
+            return err("batch dimensions differ (they must be equal, or one operand 2-D)");
+        };
+        let batch: usize = batch_dims.iter().product();
+        let mut out_shape = batch_dims.to_vec();
+        out_shape.extend([m, n]);
+        Ok(Problem {
+            batch,
+            m,
+            n,
+            k: ka,
+            a_stride: if ab.is_empty() { 0 } else { m * ka },
+            b_stride: if bb.is_empty() { 0 } else { ka * n },
+            trans_a,
+            trans_b,
+            out_shape,
+        })
+    }
+
+    pub fn flops(&self) -> f64 {
+        2.0 * self.batch as f64 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+/// Whether the cooperative-matrix kernel can run: it is written for 32-wide subgroups.
+pub fn coop_available(caps: &Caps) -> bool {
+    caps.coop_matrix_f16 && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32
+}
+
+/// The precision actually used: Mixed needs f16 support.
+pub fn effective_precision(caps: &Caps, precision: Precision) -> Precision {
+    if caps.f16 {
+        precision
+    } else {
+        Precision::F32
+    }
+}
+
+/// The kernel the launcher picks: cooperative matrices for Mixed where available; otherwise
+/// 128x128 tiles when C is at least 128 in both directions and gives enough of them
+/// (64 workgroups) to fill a large GPU, else 64x64 tiles.
+pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant {
+    if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) {
+        return Variant::Coop;
+    }
+    let tiles128 = p.m.div_ceil(128) * p.n.div_ceil(128) * p.batch;
+    if p.m >= 128 && p.n >= 128 && tiles128 >= 64 {
+        Variant::Tile128
+    } else {
+        Variant::Tile64
+    }
+}
+
+/// `op(a) · op(b)` in f32; see [`Problem::new`] for the shapes.
+pub fn matmul(a: &Array, b: &Array, trans_a: bool, trans_b: bool) -> Result<Array> {
+    matmul_with(a, b, trans_a, trans_b, Precision::F32)
+}
+
+/// `op(a) · op(b)` at the given precision (inputs are f32 arrays either way; the output is f32).
+pub fn matmul_with(a: &Array, b: &Array, trans_a: bool, trans_b: bool, precision: Precision) -> Result<Array> {
+    matmul_using(a, b, trans_a, trans_b, precision, None)
+}
+
+/// Like [`matmul_with`], with the kernel variant forced (`None`: chosen by shape). Tests and the
+/// benchmark use it to reach every variant; forcing `Coop` without the capability is an error.
+pub fn matmul_using(
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    precision: Precision,
+    variant: Option<Variant>,
+) -> Result<Array> {
+    let device = same_device(NAME, &[a, b])?;
+    require_dtype(NAME, a, DType::F32)?;
+    require_dtype(NAME, b, DType::F32)?;
+    let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
+    match &device {
+        Device::Cpu => {
+            let (av, bv) = (a.cpu_data(), b.cpu_data());
+            let out = match precision {
+                Precision::F32 => reference::matmul(&av, &bv, &p),
+                Precision::Mixed => reference::matmul(&reference::round_f16(&av), &reference::round_f16(&bv), &p),
+            };
+            Ok(Array::cpu(out, &p.out_shape, DType::F32))
+        }
+        Device::Gpu(g) => {
+            let precision = effective_precision(g.caps(), precision);
+            let variant = variant.unwrap_or_else(|| choose_variant(g.caps(), precision, &p));
+            if variant == Variant::Coop && !(precision == Precision::Mixed && coop_available(g.caps())) {
+                return Err(DeviceError::Unsupported {
+                    kernel: NAME,
+                    detail: format!(
+                        "the cooperative-matrix kernel needs Precision::Mixed and an adapter with 16x16 \
+                         f16 cooperative matrices and 32-wide subgroups ({precision:?} requested)"
+                    ),
+                });
+            }
+            let out = Array::empty(&device, &p.out_shape, DType::F32, NAME)?;
+            let shader = match (precision, variant) {
+                (Precision::F32, _) => &MATMUL,
+                (Precision::Mixed, Variant::Coop) => &MATMUL_COOP,
+                (Precision::Mixed, _) => &MATMUL_F16,
+            };
+            let (a, b) = match precision {
+                Precision::F32 => (a.clone(), b.clone()),
+                Precision::Mixed => (cast_f16(g, &device, a)?, cast_f16(g, &device, b)?),
+            };
+            launch(g, shader, variant, &p, &a, &b, &out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// `x` rounded to f16 on the GPU (a new F16 array of the same shape).
+fn cast_f16(g: &GpuContext, device: &Device, x: &Array) -> Result<Array> {
+    let out = Array::empty(device, x.shape(), DType::F16, NAME)?;
+    let n = u32_of(x.numel(), x.shape())?;
+    let p = [n, 0, 0, 0, 0, 0, 0, 0];
+    let bufs = [x.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
+    g.dispatch(&Kernel::new(&MATMUL_F16, "cast_f16"), param_bytes(&p), &bufs, grid_1d(x.numel(), 256))?;
+    Ok(out)
+}
+
+fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
+    u32::try_from(v)
+        .map_err(|_| DeviceError::Shape { kernel: NAME, detail: format!("{v} exceeds u32 indexing (shape {shape:?})") })
+}
+
+fn launch(
+    g: &GpuContext,
+    shader: &'static Shader,
+    variant: Variant,
+    p: &Problem,
+    a: &Array,
+    b: &Array,
+    out: &Array,
+) -> Result<()> {
+    let constants = [("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64)];
+    let kernel = Kernel::new(shader, variant.entry()).with(&constants);
+    let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
+    let words = |v: usize| u32_of(v, &p.out_shape);
+    let t = variant.tile();
+    let gx = words(p.n.div_ceil(t))?;
+    let gy = words(p.m.div_ceil(t))?;
+    // Batches beyond the per-dimension workgroup limit go in further dispatches.
+    let per = g.caps().max_groups_per_dim.max(1) as usize;
+    let mut b0 = 0;
+    while b0 < p.batch {
+        let nb = per.min(p.batch - b0);
+        let params = [
+            words(p.m)?,
+            words(p.n)?,
+            words(p.k)?,
+            words(b0)?,
+            words(p.a_stride)?,
+            words(p.b_stride)?,
+            words(p.m * p.n)?,
+            0,
+        ];
+        g.dispatch(&kernel, param_bytes(&params), &bufs, [gx, gy, nb as u32])?;
+        b0 += nb;
+    }
+    Ok(())
+}
+
+/// CPU twins, in f64, from the definition `C[b][i][j] = Σ_k op(A[b])[i][k] · op(B[b])[k][j]`.
+pub mod reference {
+    use super::Problem;
+
+    pub fn matmul(a: &[f64], b: &[f64], p: &Problem) -> Vec<f64> {
+        let (m, n, k) = (p.m, p.n, p.k);
+        let mut c = vec![0.0; p.batch * m * n];
+        for bi in 0..p.batch {
+            let (ab, bb) = (bi * p.a_stride, bi * p.b_stride);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = 0.0;
+                    for kk in 0..k {
+                        let x = if p.trans_a { a[ab + kk * m + i] } else { a[ab + i * k + kk] };
+                        let y = if p.trans_b { b[bb + j * k + kk] } else { b[bb + kk * n + j] };
+                        s += x * y;
+                    }
+                    c[(bi * m + i) * n + j] = s;
+                }
+            }
+        }
+        c
+    }
+
+    /// Values rounded to f16 (what `Precision::Mixed` multiplies).
+    pub fn round_f16(x: &[f64]) -> Vec<f64> {
+        x.iter().map(|&v| half::f16::from_f64(v).to_f64()).collect()
+    }
+}

@@ -1,0 +1,176 @@
+//! Parity: every matmul kernel variant on the GPU against the f64 CPU twin, on random nonzero
+//! inputs, with outputs poisoned first. Check: `testing::assert_close`, elementwise relative
+//! error with a floor of tol x max|C|. Bounds: F32_TOL (1e-5) for f32 inputs; F16_TOL (1e-3)
+//! for `Precision::Mixed` against the reference on the same inputs rounded to f16.
+//! The cooperative-matrix variant needs tensor cores: on lavapipe only its capability gate is
+//! tested; where the adapter has them, the same parity checks run on it.
+
+use ferrograd_device::kernels::matmul::{
+    choose_variant, coop_available, matmul, matmul_using, matmul_with, reference, Precision, Problem, Variant,
+};
+use ferrograd_device::testing::{assert_close, gpu, Rng, F16_TOL, F32_TOL};
+use ferrograd_device::{Array, Device, DeviceError};
+
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// Shapes of A and B for a batch prefix, (M, N, K) and the transposes.
+fn shapes(batch_a: &[usize], batch_b: &[usize], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> [Vec<usize>; 2] {
+    let mut a = batch_a.to_vec();
+    a.extend(if ta { [k, m] } else { [m, k] });
+    let mut b = batch_b.to_vec();
+    b.extend(if tb { [n, k] } else { [k, n] });
+    [a, b]
+}
+
+/// Runs one case on the GPU and checks it against the reference.
+fn check(
+    dev: &Device,
+    rng: &mut Rng,
+    [sa, sb]: [Vec<usize>; 2],
+    (ta, tb): (bool, bool),
+    precision: Precision,
+    variant: Option<Variant>,
+) {
+    let a = rng.vec(sa.iter().product());
+    let b = rng.vec(sb.iter().product());
+    let ag = Array::from_f32(dev, &a, &sa).unwrap();
+    let bg = Array::from_f32(dev, &b, &sb).unwrap();
+    let out = matmul_using(&ag, &bg, ta, tb, precision, variant).unwrap();
+    let p = Problem::new(&sa, &sb, ta, tb).unwrap();
+    assert_eq!(out.shape(), p.out_shape.as_slice());
+    let (a64, b64): (Vec<f64>, Vec<f64>) =
+        (a.iter().map(|&v| v as f64).collect(), b.iter().map(|&v| v as f64).collect());
+    let (want, tol) = match precision {
+        Precision::F32 => (reference::matmul(&a64, &b64, &p), F32_TOL),
+        Precision::Mixed => (reference::matmul(&reference::round_f16(&a64), &reference::round_f16(&b64), &p), F16_TOL),
+    };
+    let what = format!("{variant:?} {precision:?} a {sa:?} b {sb:?} ta {ta} tb {tb}");
+    assert_close(&what, &out.to_f64_vec().unwrap(), &want, tol);
+}
+
+/// Sizes off every tile multiple, a single element, and exact tiles.
+const ODD: [(usize, usize, usize); 5] = [(1, 1, 1), (17, 33, 65), (129, 7, 300), (130, 129, 9), (64, 128, 16)];
+
+#[test]
+fn tile_kernels_match_reference_on_odd_sizes_and_transposes() {
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    for variant in [Variant::Tile64, Variant::Tile128] {
+        for (m, n, k) in ODD {
+            for t in TRANSPOSES {
+                check(&g, &mut rng, shapes(&[], &[], m, n, k, t.0, t.1), t, Precision::F32, Some(variant));
+            }
+        }
+    }
+}
+
+#[test]
+fn batches_equal_or_shared_by_a_2d_operand() {
+    let g = gpu();
+    let mut rng = Rng::new(12);
+    let cases: [(&[usize], &[usize]); 4] = [(&[3], &[3]), (&[2, 3], &[2, 3]), (&[], &[4]), (&[4], &[])];
+    for variant in [Variant::Tile64, Variant::Tile128] {
+        for (ba, bb) in cases {
+            for t in TRANSPOSES {
+                let s = shapes(ba, bb, 20, 37, 29, t.0, t.1);
+                check(&g, &mut rng, s, t, Precision::F32, Some(variant));
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_picks_the_kernel_and_large_tiles_run_unforced() {
+    let g = gpu();
+    let caps = g.gpu_context().unwrap().caps().clone();
+    let pick =
+        |a: &[usize], b: &[usize]| choose_variant(&caps, Precision::F32, &Problem::new(a, b, false, false).unwrap());
+    // ResNet-18 conv1-like im2col GEMM: 64 output channels, small M -> 64x64 tiles
+    assert_eq!(pick(&[64, 147], &[2, 147, 3136]), Variant::Tile64);
+    assert_eq!(pick(&[100, 100], &[100, 100]), Variant::Tile64);
+    // 4 x 512 x 512: 64 tiles of 128x128
+    let (sa, sb) = (vec![4, 512, 40], vec![4, 40, 512]);
+    assert_eq!(pick(&sa, &sb), Variant::Tile128);
+    let mut rng = Rng::new(13);
+    check(&g, &mut rng, [sa, sb], (false, false), Precision::F32, None);
+}
+
+#[test]
+fn k_zero_gives_zeros_and_empty_outputs_work() {
+    let g = gpu();
+    let a = Array::from_f32(&g, &[], &[5, 0]).unwrap();
+    let b = Array::from_f32(&g, &[], &[0, 7]).unwrap();
+    for variant in [Variant::Tile64, Variant::Tile128] {
+        let out = matmul_using(&a, &b, false, false, Precision::F32, Some(variant)).unwrap();
+        assert_eq!(out.shape(), &[5, 7]);
+        assert_eq!(out.to_f64_vec().unwrap(), vec![0.0; 35]);
+    }
+    let a = Array::from_f32(&g, &[], &[0, 3]).unwrap();
+    let b = Array::from_f32(&g, &[1.0; 12], &[3, 4]).unwrap();
+    assert_eq!(matmul(&a, &b, false, false).unwrap().shape(), &[0, 4]);
+    let a = Array::from_f32(&g, &[], &[0, 2, 3]).unwrap();
+    let b = Array::from_f32(&g, &[], &[0, 3, 4]).unwrap();
+    let out = matmul(&a, &b, false, false).unwrap();
+    assert_eq!(out.shape(), &[0, 2, 4]);
+    assert!(out.to_f64_vec().unwrap().is_empty());
+}
+
+#[test]
+fn bad_shapes_are_errors_naming_matmul_and_both_shapes() {
+    let g = gpu();
+    let arr = |s: &[usize]| Array::from_f32(&g, &vec![0.5; s.iter().product()], s).unwrap();
+    let cases: [(&[usize], &[usize]); 3] = [(&[2, 3], &[4, 5]), (&[2, 2, 3], &[3, 3, 4]), (&[3], &[3, 4])];
+    for (sa, sb) in cases {
+        let e = matmul(&arr(sa), &arr(sb), false, false).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, DeviceError::Shape { kernel: "matmul", .. }), "{msg}");
+        assert!(msg.contains(&format!("{sa:?}")) && msg.contains(&format!("{sb:?}")), "{msg}");
+    }
+}
+
+#[test]
+fn mixed_precision_tiles_match_the_f16_rounded_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(14);
+    for variant in [Variant::Tile64, Variant::Tile128] {
+        for (m, n, k) in [(17, 33, 65), (129, 7, 300)] {
+            for t in TRANSPOSES {
+                check(&g, &mut rng, shapes(&[2], &[], m, n, k, t.0, t.1), t, Precision::Mixed, Some(variant));
+            }
+        }
+    }
+}
+
+#[test]
+fn cooperative_matrix_kernel_runs_only_behind_its_capability() {
+    let g = gpu();
+    let mut rng = Rng::new(15);
+    if coop_available(g.gpu_context().unwrap().caps()) {
+        for (m, n, k) in ODD.into_iter().chain([(256, 384, 96)]) {
+            for t in TRANSPOSES {
+                let s = shapes(&[2], &[], m, n, k, t.0, t.1);
+                check(&g, &mut rng, s, t, Precision::Mixed, Some(Variant::Coop));
+            }
+        }
+    } else {
+        let a = Array::from_f32(&g, &rng.vec(4), &[2, 2]).unwrap();
+        let e = matmul_using(&a, &a, false, false, Precision::Mixed, Some(Variant::Coop)).unwrap_err();
+        assert!(matches!(e, DeviceError::Unsupported { kernel: "matmul", .. }), "{e}");
+        // and Mixed without forcing falls back to a kernel that runs
+        let out = matmul_with(&a, &a, false, false, Precision::Mixed).unwrap();
+        assert_eq!(out.shape(), &[2, 2]);
+    }
+}
+
+#[test]
+fn cpu_device_runs_the_reference() {
+    let mut rng = Rng::new(16);
+    let (a, b) = (rng.vec(6), rng.vec(12));
+    let ac = Array::from_f32(&Device::Cpu, &a, &[2, 3]).unwrap();
+    let bc = Array::from_f32(&Device::Cpu, &b, &[3, 4]).unwrap();
+    let got = matmul(&ac, &bc, false, false).unwrap().to_f64_vec().unwrap();
+    // written out directly: C[i][j] = sum_k A[i][k] B[k][j]
+    let want: Vec<f64> =
+        (0..8).map(|ij| (0..3).map(|k| a[(ij / 4) * 3 + k] as f64 * b[k * 4 + ij % 4] as f64).sum()).collect();
+    assert_close("cpu matmul", &got, &want, 1e-12);
+}

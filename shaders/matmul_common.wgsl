@@ -1,0 +1,81 @@
+// matmul_common.wgsl -- shared by every matmul kernel: C[b] = op(A[b]) * op(B[b]), row-major.
+// Not a module on its own: crates/device/src/kernels/matmul.rs appends it to an input file
+// (matmul.wgsl, matmul_f16.wgsl or matmul_coop.wgsl) that declares the bindings MA and MB and
+// `load_a`/`load_b` (element i of the A/B buffer as f32). Names avoid A, B, C: those are
+// cooperative-matrix role names.
+
+// A is [M, K] ([K, M] when TRANS_A); B is [K, N] ([N, K] when TRANS_B); C is [M, N].
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+struct Params {
+    M: u32,
+    N: u32,
+    K: u32,
+    batch0: u32, // batch index of workgroup z = 0 (batches past the grid limit go in later dispatches)
+    sa: u32,     // elements between batches of A (0: one A shared by every batch)
+    sb: u32,     // same for B
+    sc: u32,     // same for C (M * N)
+    pad: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(3) var<storage, read_write> MC: array<f32>;
+
+// Element (m, k) of A in the batch starting at `base`; 0 outside the matrix (edge tiles).
+fn a_at(base: u32, m: u32, k: u32) -> f32 {
+    if (m >= P.M || k >= P.K) {
+        return 0.0;
+    }
+    if (TRANS_A) {
+        return load_a(base + k * P.M + m);
+    }
+    return load_a(base + m * P.K + k);
+}
+
+// Element (k, n) of B in the batch starting at `base`; 0 outside.
+fn b_at(base: u32, k: u32, n: u32) -> f32 {
+    if (k >= P.K || n >= P.N) {
+        return 0.0;
+    }
+    if (TRANS_B) {
+        return load_b(base + n * P.K + k);
+    }
+    return load_b(base + k * P.N + n);
+}
+
+// Which (m, k) of a bm x bk A tile loader slot e fetches: consecutive slots walk the
+// dimension that is contiguous in memory, so neighbouring threads read neighbouring words.
+fn a_slot(e: u32, bm: u32, bk: u32) -> vec2<u32> {
+    if (TRANS_A) {
+        return vec2<u32>(e % bm, e / bm);
+    }
+    return vec2<u32>(e / bk, e % bk);
+}
+
+// Which (k, n) of a bk x bn B tile loader slot e fetches.
+fn b_slot(e: u32, bn: u32, bk: u32) -> vec2<u32> {
+    if (TRANS_B) {
+        return vec2<u32>(e % bk, e / bk);
+    }
+    return vec2<u32>(e / bn, e % bn);
+}
+
+// Columns n..n+3 of row m of C (batch at `base`), skipping what lies outside.
+fn store_c(base: u32, m: u32, n: u32, v: vec4<f32>) {
+    if (m >= P.M) {
+        return;
+    }
+    let row = base + m * P.N;
+    if (n + 3u < P.N) {
+        MC[row + n] = v.x;
+        MC[row + n + 1u] = v.y;
+        MC[row + n + 2u] = v.z;
+        MC[row + n + 3u] = v.w;
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (n + j < P.N) {
+            MC[row + n + j] = v[j];
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! `ferrograd bench matmul`: median time and GFLOP/s of square and convolution-shaped GEMMs
+//! in f32 and mixed precision, plus one copy-bandwidth line. `benches/pytorch/matmul.py`
+//! prints the same table from PyTorch (see `benches/README.md`).
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use ferrograd_device::gpu::{GpuContext, GpuTimer};
+use ferrograd_device::kernels::matmul::{choose_variant, effective_precision, matmul_with, Precision, Problem};
+use ferrograd_device::testing::Rng;
+use ferrograd_device::{Array, DType, Device};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to benchmark
+    #[arg(value_enum)]
+    pub what: Workload,
+    /// Square sizes (default 512,1024,2048,4096; at most 1024 on a CPU adapter)
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// Timed repetitions per problem; the median is printed (default 10, 2 on a CPU adapter)
+    #[arg(long)]
+    pub reps: Option<usize>,
+    /// Images per batch in the convolution-shaped problems (default 32, 1 on a CPU adapter)
+    #[arg(long)]
+    pub batch: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Workload {
+    Matmul,
+}
+
+/// One GEMM C[M, N] = A[M, K] · B[K, N].
+struct Gemm {
+    label: String,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+/// im2col GEMMs of well-known layers: M = output channels, K = input channels x kernel
+/// area, N = output pixels x batch. Keep in step with benches/pytorch/matmul.py.
+fn conv_gemms(batch: usize) -> Vec<Gemm> {
+    let conv = |label: &str, cout: usize, cin: usize, kernel: usize, out_hw: usize| Gemm {
+        label: format!("{label}.b{batch}"),
+        m: cout,
+        n: out_hw * out_hw * batch,
+        k: cin * kernel * kernel,
+    };
+    vec![
+        conv("resnet18.conv1", 64, 3, 7, 112),
+        conv("resnet18.layer1", 64, 64, 3, 56),
+        conv("resnet18.layer4", 512, 512, 3, 7),
+        conv("vgg16.conv4_2", 512, 512, 3, 28),
+    ]
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        Workload::Matmul => matmul(args),
+    }
+}
+
+fn matmul(args: BenchArgs) -> anyhow::Result<()> {
+    let device = Device::gpu()?;
+    let g = device.gpu_context().context("no GPU context")?.clone();
+    // (this crate does not name wgpu types; the Debug form of wgpu::DeviceType::Cpu is "Cpu")
+    let cpu_adapter = format!("{:?}", g.adapter_info().device_type) == "Cpu";
+    let reps = args.reps.unwrap_or(if cpu_adapter { 2 } else { 10 }).max(1);
+    let batch = args.batch.unwrap_or(if cpu_adapter { 1 } else { 32 }).max(1);
+    let sizes = if !args.sizes.is_empty() {
+        args.sizes.clone()
+    } else if cpu_adapter {
+        vec![512, 1024]
+    } else {
+        vec![512, 1024, 2048, 4096]
+    };
+    let timer = GpuTimer::new(&g);
+    let mixed = effective_precision(g.caps(), Precision::Mixed) == Precision::Mixed;
+    println!("adapter: {} ({:?})", g.adapter_name(), g.adapter_info().backend);
+    println!(
+        "timing: {}; median of {reps} runs after a warm-up; mixed = f16 inputs (cast from f32 inside \
+         each call), f32 accumulation",
+        if timer.is_some() {
+            "GPU timestamp queries around each batch of calls"
+        } else {
+            "wall clock around submit + wait"
+        }
+    );
+    if cpu_adapter && args.sizes.is_empty() {
+        println!("CPU adapter: default square sizes capped at 1024, convolution batch {batch}");
+    }
+    if !mixed {
+        println!("mixed: not available (adapter has no SHADER_F16)");
+    }
+    println!(
+        "\n{:<24} {:>6} {:>8} {:>6} {:>10} {:>11} {:>10} {:>11}  kernels",
+        "problem", "M", "N", "K", "f32_ms", "f32_GFLOPs", "mixed_ms", "mixed_GFLOPs"
+    );
+    let square = sizes.iter().map(|&s| Gemm { label: format!("square{s}"), m: s, n: s, k: s });
+    let mut rng = Rng::new(1234);
+    for gemm in square.chain(conv_gemms(batch)) {
+        let a = Array::from_f32(&device, &rng.vec(gemm.m * gemm.k), &[gemm.m, gemm.k])?;
+        let b = Array::from_f32(&device, &rng.vec(gemm.k * gemm.n), &[gemm.k, gemm.n])?;
+        let problem = Problem::new(a.shape(), b.shape(), false, false)?;
+        let mut cells = vec![];
+        let mut kernels = vec![];
+        for precision in [Precision::F32, Precision::Mixed] {
+            if precision == Precision::Mixed && !mixed {
+                cells.push("-".to_string());
+                cells.push("-".to_string());
+                continue;
+            }
+            let call = || matmul_with(&a, &b, false, false, precision).map(drop);
+            let ms = median_ms(&g, timer.as_ref(), reps, call)?;
+            cells.push(format!("{ms:.3}"));
+            cells.push(format!("{:.1}", problem.flops() / (ms * 1e-3) / 1e9));
+            kernels.push(format!("{:?}", choose_variant(g.caps(), precision, &problem)));
+        }
+        println!(
+            "{:<24} {:>6} {:>8} {:>6} {:>10} {:>11} {:>10} {:>11}  {}",
+            gemm.label,
+            gemm.m,
+            gemm.n,
+            gemm.k,
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            kernels.join("/")
+        );
+    }
+    copy_bandwidth(&device, &g, timer.as_ref(), reps, cpu_adapter)
+}
+
+/// Median milliseconds per call. Each timed run records several calls back to back (enough
+/// for about 20 ms, judged from the warm-up) and divides.
+fn median_ms(
+    g: &GpuContext,
+    timer: Option<&GpuTimer>,
+    reps: usize,
+    call: impl Fn() -> ferrograd_device::Result<()>,
+) -> anyhow::Result<f64> {
+    let run = |calls: usize| -> anyhow::Result<f64> {
+        let record = || (0..calls).try_for_each(|_| call());
+        let ms = match timer {
+            Some(t) => t.time(g, record)?,
+            None => {
+                g.sync()?;
+                let t0 = Instant::now();
+                record()?;
+                g.sync()?;
+                t0.elapsed().as_secs_f64() * 1e3
+            }
+        };
+        Ok(ms / calls as f64)
+    };
+    let warm = run(1)?;
+    let calls = ((20.0 / warm.max(1e-3)) as usize).clamp(1, 100);
+    let mut times = (0..reps).map(|_| run(calls)).collect::<anyhow::Result<Vec<f64>>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// One line: buffer-to-buffer copy bandwidth (bytes read + written per second).
+fn copy_bandwidth(
+    device: &Device,
+    g: &GpuContext,
+    timer: Option<&GpuTimer>,
+    reps: usize,
+    cpu_adapter: bool,
+) -> anyhow::Result<()> {
+    let limit = g.caps().max_storage_binding.min(g.caps().max_buffer);
+    let mib = if cpu_adapter { 64 } else { 256 }.min(limit >> 20);
+    if mib == 0 {
+        bail!("copy bandwidth: the adapter's buffer limit is below 1 MiB");
+    }
+    let bytes = (mib << 20) as usize;
+    let src = Array::empty(device, &[bytes / 4], DType::F32, "bench copy")?;
+    let dst = Array::empty(device, &[bytes / 4], DType::F32, "bench copy")?;
+    let (s, d) = (src.expect_gpu("bench copy")?, dst.expect_gpu("bench copy")?);
+    let ms = median_ms(g, timer, reps, || {
+        g.copy(s, 0, d, 0, bytes as u64);
+        Ok(())
+    })?;
+    println!(
+        "\ncopy {mib} MiB (copy_buffer_to_buffer): median {ms:.3} ms -> {:.1} GB/s (read + write)",
+        2.0 * bytes as f64 / (ms * 1e-3) / 1e9
+    );
+    Ok(())
+}
