@@ -9,4 +9,5 @@ pub use ferrograd_train as train;
 
 pub mod prelude {
     pub use ferrograd_device::{Array, DType, Device, DeviceError};
+    pub use ferrograd_graph::prelude::*;
 }

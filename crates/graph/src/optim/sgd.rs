@@ -1,0 +1,100 @@
+//! SGD with momentum, dampening, Nesterov and weight decay (PyTorch's `torch.optim.SGD`),
+//! one fused kernel per parameter.
+
+use crate::error::{invalid, Result};
+use crate::optim::{state_entry, state_step, step_array, Optimizer};
+use crate::tensor::Tensor;
+use ferrograd_device::kernels::optim::{sgd_step, SgdParams};
+use ferrograd_device::Array;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig { lr: 0.01, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+    }
+}
+
+pub struct Sgd {
+    params: Vec<(String, Tensor)>,
+    config: SgdConfig,
+    momentum_buffers: Vec<Option<Array>>,
+    steps: Vec<u64>,
+}
+
+impl Sgd {
+    pub fn new(params: Vec<(String, Tensor)>, config: SgdConfig) -> Result<Sgd> {
+        if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
+            return invalid("Sgd", "Nesterov momentum needs momentum > 0 and zero dampening");
+        }
+        let n = params.len();
+        Ok(Sgd { params, config, momentum_buffers: vec![None; n], steps: vec![0; n] })
+    }
+
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) -> Result<()> {
+        let c = &self.config;
+        let hp = SgdParams {
+            lr: c.lr as f32,
+            momentum: c.momentum as f32,
+            dampening: c.dampening as f32,
+            weight_decay: c.weight_decay as f32,
+            nesterov: c.nesterov,
+        };
+        for (i, (_, p)) in self.params.iter().enumerate() {
+            let Some(grad) = p.grad() else { continue };
+            let param = p.data();
+            let first = self.momentum_buffers[i].is_none();
+            if c.momentum != 0.0 && first {
+                self.momentum_buffers[i] = Some(Array::zeros(&param.device(), param.shape())?);
+            }
+            sgd_step(&param, &grad, self.momentum_buffers[i].as_ref(), &hp, first)?;
+            self.steps[i] += 1;
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn state_dict(&self) -> Vec<(String, Array)> {
+        let mut out = Vec::new();
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            if let Some(b) = &self.momentum_buffers[i] {
+                out.push((format!("{name}.momentum_buffer"), b.clone()));
+            }
+            out.push((format!("{name}.step"), step_array(self.steps[i])));
+        }
+        out
+    }
+
+    fn load_state_dict(&mut self, state: &[(String, Array)]) -> Result<()> {
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            let key = format!("{name}.momentum_buffer");
+            self.momentum_buffers[i] = state_entry(state, &key, &p.shape(), &p.device())?;
+            self.steps[i] = state_step(state, &format!("{name}.step"))?.unwrap_or(0);
+        }
+        Ok(())
+    }
+}
