@@ -2,6 +2,7 @@
 
 mod bench;
 mod devices;
+mod models;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// List GPU adapters with their backend, driver and capabilities
     Devices,
+    /// List the model zoo: every model with its input shape and parameter count
+    Models,
     /// Benchmark a workload (matmul): median time and GFLOP/s per problem
     Bench(bench::BenchArgs),
 }
@@ -30,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Devices) => devices::run(),
+        Some(Command::Models) => models::run(),
         Some(Command::Bench(args)) => bench::run(args),
         None => devices::run(),
     }
