@@ -1,1 +1,17 @@
-//! placeholder
+//! ferrograd-train: data sets, the data loader, checkpoints, metrics, plots, and progress
+//! display for training ferrograd models.
+
+pub mod augment;
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod grid;
+pub mod loader;
+pub mod metrics;
+pub mod plot;
+pub mod progress;
+pub mod seq;
+pub mod summary;
+pub mod trainer;
+
+pub use error::{Result, TrainError};

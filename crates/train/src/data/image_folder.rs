@@ -1,0 +1,234 @@
+//! Image folders in torchvision's `ImageFolder` layout: `root/<class>/*.png|jpg`, classes sorted
+//! by name and numbered in that order, files sorted by name within a class.
+
+use super::{ImageDataset, LoadOptions, Normalization};
+use crate::error::{Result, TrainError};
+use image::imageops::FilterType;
+use std::path::{Path, PathBuf};
+
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// How the images of a folder become arrays.
+#[derive(Clone, Debug)]
+pub struct ImageFolderOptions {
+    /// 1 (grey) or 3 (RGB); images are converted.
+    pub channels: usize,
+    /// Resize every image to `(height, width)`; without it all images must share one size.
+    pub resize: Option<(usize, usize)>,
+    pub normalization: Normalization,
+    /// `limit` takes files from the classes in turn, so a small limit still sees every class.
+    pub load: LoadOptions,
+}
+
+/// The sorted class folder names and the sorted image files of each.
+pub fn scan(root: &Path) -> Result<(Vec<String>, Vec<Vec<PathBuf>>)> {
+    let read_dir = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+            entries.push(entry.map_err(|e| TrainError::io(dir, e))?.path());
+        }
+        entries.sort();
+        Ok(entries)
+    };
+    let mut classes = Vec::new();
+    let mut files = Vec::new();
+    for class_dir in read_dir(root)?.into_iter().filter(|p| p.is_dir()) {
+        let images: Vec<PathBuf> = read_dir(&class_dir)?
+            .into_iter()
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            })
+            .collect();
+        if images.is_empty() {
+            continue;
+        }
+        classes.push(class_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        files.push(images);
+    }
+    if classes.is_empty() {
+        return Err(TrainError::NotFound(format!(
+            "{}: no class folders with .png/.jpg images (expected root/<class>/*.png|jpg)",
+            root.display()
+        )));
+    }
+    Ok((classes, files))
+}
+
+/// Loads every image under `root` as one data set named `name`.
+pub fn load(root: &Path, name: &str, opts: &ImageFolderOptions) -> Result<ImageDataset> {
+    if opts.channels != 1 && opts.channels != 3 {
+        return Err(TrainError::Config(format!("image folders load 1 or 3 channels, not {}", opts.channels)));
+    }
+    if opts.normalization.mean.len() != opts.channels || opts.normalization.std.len() != opts.channels {
+        return Err(TrainError::Config(format!(
+            "normalisation has {} means and {} stds for {} channels",
+            opts.normalization.mean.len(),
+            opts.normalization.std.len(),
+            opts.channels
+        )));
+    }
+    let (classes, files) = scan(root)?;
+    let samples = order_samples(&files, opts.load.limit);
+    let (h, w) = match opts.resize {
+        Some(hw) => hw,
+        None => {
+            let first = &samples[0].0;
+            let (w, h) = image::image_dimensions(first)
+                .map_err(|e| TrainError::format(first, format!("cannot read image: {e}")))?;
+            (h as usize, w as usize)
+        }
+    };
+    let pixels = decode_all(&samples, opts.channels, (h, w), opts.resize.is_some())?;
+    let labels = samples.iter().map(|s| s.1).collect();
+    let load = LoadOptions { limit: None, ..opts.load.clone() };
+    Ok(ImageDataset::from_u8(
+        name.to_string(),
+        &pixels,
+        labels,
+        [opts.channels, h, w],
+        classes,
+        opts.normalization.clone(),
+        &load,
+    ))
+}
+
+/// All (file, label) pairs class by class, or with a limit, taken from the classes in turn.
+fn order_samples(files: &[Vec<PathBuf>], limit: Option<usize>) -> Vec<(PathBuf, u32)> {
+    let Some(limit) = limit else {
+        return files.iter().enumerate().flat_map(|(c, fs)| fs.iter().map(move |f| (f.clone(), c as u32))).collect();
+    };
+    let mut out = Vec::with_capacity(limit);
+    let longest = files.iter().map(Vec::len).max().unwrap_or(0);
+    'outer: for i in 0..longest {
+        for (c, fs) in files.iter().enumerate() {
+            if out.len() == limit {
+                break 'outer;
+            }
+            if let Some(f) = fs.get(i) {
+                out.push((f.clone(), c as u32));
+            }
+        }
+    }
+    out
+}
+
+/// Decodes the images on all cores into `[N, C, H, W]` bytes.
+fn decode_all(samples: &[(PathBuf, u32)], channels: usize, (h, w): (usize, usize), resize: bool) -> Result<Vec<u8>> {
+    let per_image = channels * h * w;
+    let mut pixels = vec![0u8; samples.len() * per_image];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = samples.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = samples
+            .chunks(chunk)
+            .zip(pixels.chunks_mut(chunk * per_image))
+            .map(|(files, out)| {
+                scope.spawn(move || -> Result<()> {
+                    for ((path, _), dst) in files.iter().zip(out.chunks_exact_mut(per_image)) {
+                        decode_into(path, channels, (h, w), resize, dst)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })?;
+    Ok(pixels)
+}
+
+fn decode_into(path: &Path, channels: usize, (h, w): (usize, usize), resize: bool, dst: &mut [u8]) -> Result<()> {
+    let mut img = image::open(path).map_err(|e| TrainError::format(path, format!("cannot decode image: {e}")))?;
+    if (img.height() as usize, img.width() as usize) != (h, w) {
+        if !resize {
+            return Err(TrainError::format(
+                path,
+                format!(
+                    "image is {}x{}, the folder's first image is {h}x{w} (set a resize)",
+                    img.height(),
+                    img.width()
+                ),
+            ));
+        }
+        img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
+    }
+    let plane = h * w;
+    if channels == 1 {
+        dst.copy_from_slice(img.to_luma8().as_raw());
+    } else {
+        for (i, px) in img.to_rgb8().pixels().enumerate() {
+            for c in 0..3 {
+                dst[c * plane + i] = px.0[c];
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Saves a `w`x`h` RGB image whose pixel (x, y) is (r, g, b) = (seed + x, seed + y, seed).
+    pub(crate) fn write_png(path: &Path, w: u32, h: u32, seed: u8) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([seed + x as u8, seed + y as u8, seed]));
+        img.save(path).unwrap();
+    }
+
+    fn rgb_options(limit: Option<usize>, resize: Option<(usize, usize)>) -> ImageFolderOptions {
+        ImageFolderOptions {
+            channels: 3,
+            resize,
+            normalization: Normalization::new(&[0.0; 3], &[1.0; 3]),
+            load: LoadOptions { pad: 0, limit },
+        }
+    }
+
+    #[test]
+    fn classes_sorted_by_name_pixels_in_planes() {
+        let dir = tempfile::tempdir().unwrap();
+        write_png(&dir.path().join("zebra/b.png"), 4, 3, 10);
+        write_png(&dir.path().join("zebra/a.png"), 4, 3, 20);
+        write_png(&dir.path().join("apple/x.png"), 4, 3, 30);
+        std::fs::write(dir.path().join("apple/notes.txt"), "ignored").unwrap();
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let ds = load(dir.path(), "toy", &rgb_options(None, None)).unwrap();
+        assert_eq!(ds.classes, vec!["apple", "zebra"]);
+        assert_eq!(ds.labels, vec![0, 1, 1]);
+        assert_eq!(ds.image_shape(), [3, 3, 4]);
+        // second sample is zebra/a.png (seed 20); pixel (x=2, y=1): r=22, g=21, b=20
+        let img = ds.image(1);
+        let at = |c: usize| img[c * 12 + 4 + 2] * 255.0;
+        assert!((at(0) - 22.0).abs() < 1e-3 && (at(1) - 21.0).abs() < 1e-3 && (at(2) - 20.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn limit_takes_classes_in_turn_and_resize_unifies_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            write_png(&dir.path().join(format!("a/{i}.png")), 4, 4, i);
+            write_png(&dir.path().join(format!("b/{i}.jpg")), 6, 5, i);
+        }
+        let ds = load(dir.path(), "toy", &rgb_options(Some(3), Some((2, 2)))).unwrap();
+        assert_eq!(ds.labels, vec![0, 1, 0]);
+        assert_eq!(ds.image_shape(), [3, 2, 2]);
+        let err = load(dir.path(), "toy", &rgb_options(None, None)).unwrap_err().to_string();
+        assert!(err.contains("b/0.jpg") && err.contains("5x6"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_images_and_empty_roots_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path(), "toy", &rgb_options(None, None))
+            .unwrap_err()
+            .to_string()
+            .contains("no class folders"));
+        write_png(&dir.path().join("a/0.png"), 2, 2, 0);
+        std::fs::write(dir.path().join("a/1.png"), b"not a png").unwrap();
+        let err = load(dir.path(), "toy", &rgb_options(None, None)).unwrap_err().to_string();
+        assert!(err.contains("a/1.png") && err.contains("decode"), "{err}");
+    }
+}

@@ -1,0 +1,572 @@
+//! Seq2Seq, Seq2Seq with attention, and a small Transformer on the synthetic tasks of
+//! [`crate::data::seq2seq`] (reverse, sort, addition, copy). Every step draws a fresh batch
+//! with source lengths from `train_lengths`; the loss is the cross-entropy of the teacher-forced
+//! decoder, PAD positions excluded. Evaluation decodes greedily and counts an example right
+//! only when the whole output (target, then EOS) matches: exact-match accuracy, by length.
+//! Outputs in `out_dir`: `metrics.csv` (`test_acc` = exact match over the evaluation lengths),
+//! `loss.png`, `accuracy.png`, `accuracy_by_length.csv`, `checkpoint.safetensors` (sizes and
+//! task in the metadata), `summary.json`.
+
+use super::meta_value;
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::data::seq2seq::{Example, Seq2SeqBatch, Task, BOS, EOS, PAD, VOCAB_SIZE};
+use crate::error::{Result, TrainError};
+use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
+use crate::plot::{draw_line_chart, plot_training_curves, LineChart, Series};
+use crate::progress::Progress;
+use crate::summary::Summary;
+use crate::trainer::{CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
+use ferrograd_device::Device;
+use ferrograd_graph::functional::cross_entropy_per_sample;
+use ferrograd_graph::nn::attention::{AdditiveAttention, LuongAttention, LuongScore};
+use ferrograd_graph::nn::Module;
+use ferrograd_graph::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use ferrograd_graph::{manual_seed, no_grad, Tensor};
+use ferrograd_models::seq2seq::{Seq2Seq, Seq2SeqAttention, Seq2SeqConfig};
+use ferrograd_models::transformer_seq2seq::{TransformerSeq2Seq, TransformerSeq2SeqConfig};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const ACCURACY_BY_LENGTH_FILE: &str = "accuracy_by_length.csv";
+
+/// Which model learns the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskModelKind {
+    /// GRU encoder-decoder, the final encoder state as the only link (Sutskever et al.)
+    Seq2Seq,
+    /// the same with additive (Bahdanau) attention over the encoder outputs
+    Seq2SeqAttention,
+    Transformer,
+}
+
+impl TaskModelKind {
+    pub const NAMES: [&'static str; 3] = ["seq2seq", "seq2seq-attn", "transformer"];
+
+    pub fn parse(name: &str) -> Result<TaskModelKind> {
+        match name {
+            "seq2seq" => Ok(TaskModelKind::Seq2Seq),
+            "seq2seq-attn" | "seq2seq-attention" | "attention" => Ok(TaskModelKind::Seq2SeqAttention),
+            "transformer" => Ok(TaskModelKind::Transformer),
+            _ => Err(TrainError::Config(format!("unknown model {name:?}; known: {}", Self::NAMES.join(", ")))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskModelKind::Seq2Seq => "seq2seq",
+            TaskModelKind::Seq2SeqAttention => "seq2seq-attn",
+            TaskModelKind::Transformer => "transformer",
+        }
+    }
+}
+
+/// Sizes of the model (the Transformer uses `hidden_size` as `d_model`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskModelSize {
+    pub embed_dim: usize,
+    pub hidden_size: usize,
+    /// recurrent layers, or Transformer layers on each side
+    pub num_layers: usize,
+    pub nhead: usize,
+    pub dim_feedforward: usize,
+    pub dropout: f32,
+    /// the Transformer's positional table length
+    pub max_len: usize,
+}
+
+impl Default for TaskModelSize {
+    fn default() -> Self {
+        TaskModelSize {
+            embed_dim: 32,
+            hidden_size: 64,
+            num_layers: 1,
+            nhead: 4,
+            dim_feedforward: 128,
+            dropout: 0.0,
+            max_len: 128,
+        }
+    }
+}
+
+/// One of the three models behind one interface.
+pub enum TaskModel {
+    Rnn(Seq2Seq),
+    Transformer(TransformerSeq2Seq),
+}
+
+impl TaskModel {
+    pub fn new(device: &Device, kind: TaskModelKind, size: &TaskModelSize) -> Result<TaskModel> {
+        let rnn = |attention| Seq2SeqConfig {
+            src_vocab: VOCAB_SIZE,
+            tgt_vocab: VOCAB_SIZE,
+            embed_dim: size.embed_dim,
+            hidden_size: size.hidden_size,
+            num_layers: size.num_layers,
+            dropout: size.dropout,
+            attention,
+        };
+        Ok(match kind {
+            TaskModelKind::Seq2Seq => TaskModel::Rnn(Seq2Seq::new(device, rnn(Seq2SeqAttention::None))?),
+            TaskModelKind::Seq2SeqAttention => TaskModel::Rnn(Seq2Seq::new(device, rnn(Seq2SeqAttention::Additive))?),
+            TaskModelKind::Transformer => TaskModel::Transformer(TransformerSeq2Seq::new(
+                device,
+                TransformerSeq2SeqConfig {
+                    src_vocab: VOCAB_SIZE,
+                    tgt_vocab: VOCAB_SIZE,
+                    d_model: size.hidden_size,
+                    nhead: size.nhead,
+                    num_encoder_layers: size.num_layers,
+                    num_decoder_layers: size.num_layers,
+                    dim_feedforward: size.dim_feedforward,
+                    dropout: size.dropout,
+                    max_len: size.max_len,
+                },
+            )?),
+        })
+    }
+
+    pub fn module(&self) -> &dyn Module {
+        match self {
+            TaskModel::Rnn(m) => m,
+            TaskModel::Transformer(m) => m,
+        }
+    }
+
+    /// Teacher-forced logits `[B, T, VOCAB_SIZE]`.
+    pub fn forward_with(&self, src: &Tensor, tgt_in: &Tensor, src_lengths: &[usize]) -> Result<Tensor> {
+        Ok(match self {
+            TaskModel::Rnn(m) => m.forward_with(src, tgt_in, Some(src_lengths))?,
+            TaskModel::Transformer(m) => m.forward_with(src, tgt_in, Some(src_lengths))?,
+        })
+    }
+
+    /// Greedy output tokens `[B, max_len]` (u32).
+    pub fn greedy_decode(&self, src: &Tensor, max_len: usize, src_lengths: &[usize]) -> Result<Tensor> {
+        Ok(match self {
+            TaskModel::Rnn(m) => m.greedy_decode(src, BOS, max_len, Some(src_lengths))?,
+            TaskModel::Transformer(m) => m.greedy_decode(src, BOS, max_len, Some(src_lengths))?,
+        })
+    }
+
+    /// Attention weights `[B, T, S]` of the decoder inputs `tgt_in [B, T]` over the source:
+    /// the Bahdanau/Luong weights of each decoder step, or the Transformer's last decoder
+    /// layer's cross-attention averaged over heads; `None` for Seq2Seq without attention.
+    pub fn attention_weights(&self, src: &Tensor, tgt_in: &Tensor, src_lengths: &[usize]) -> Result<Option<Tensor>> {
+        self.module().eval();
+        let _g = no_grad();
+        match self {
+            TaskModel::Transformer(m) => Ok(Some(m.cross_attention_weights(src, tgt_in, Some(src_lengths))?)),
+            TaskModel::Rnn(m) => rnn_attention_weights(m, src, tgt_in, src_lengths),
+        }
+    }
+}
+
+/// Seq2Seq keeps its scorer private and drops the weights, so a scorer of the same kind is
+/// rebuilt from the model's `attention.*` parameters and run on the decoder's states.
+fn rnn_attention_weights(m: &Seq2Seq, src: &Tensor, tgt_in: &Tensor, lengths: &[usize]) -> Result<Option<Tensor>> {
+    let device = src.device();
+    let h = m.config.hidden_size;
+    let params: Vec<(String, ferrograd_device::Array)> = m
+        .named_parameters()
+        .into_iter()
+        .filter_map(|(n, t)| n.strip_prefix("attention.").map(|n| (n.to_string(), t.data())))
+        .collect();
+    let (memory, state) = m.encode(src)?;
+    let (dec, _) = m.decoder.forward_with(&m.decoder_embedding.forward(tgt_in)?, Some(&state))?;
+    let [b, s] = [src.shape()[0], src.shape()[1]];
+    let mask = Tensor::new(ferrograd_device::kernels::attention::padding_mask(&device, lengths, s)?.reshape(&[b, s])?);
+    let score = |q: &Tensor| -> Result<Tensor> {
+        Ok(match m.config.attention {
+            Seq2SeqAttention::Additive => {
+                let a = AdditiveAttention::new(&device, h, h, h)?;
+                a.load_state_dict(&params, true)?;
+                a.forward_with(q, &memory, &memory, Some(&mask))?.1
+            }
+            kind => {
+                let score = if kind == Seq2SeqAttention::Dot { LuongScore::Dot } else { LuongScore::General };
+                let a = LuongAttention::new(&device, score, h, h)?;
+                a.load_state_dict(&params, true)?;
+                a.forward_with(q, &memory, &memory, Some(&mask))?.1
+            }
+        })
+    };
+    if m.config.attention == Seq2SeqAttention::None {
+        return Ok(None);
+    }
+    let t = dec.shape()[1];
+    let rows = (0..t).map(|i| score(&dec.select(1, i)?)).collect::<Result<Vec<_>>>()?;
+    Ok(Some(Tensor::stack(&rows.iter().collect::<Vec<_>>(), 1)?))
+}
+
+#[derive(Clone, Debug)]
+pub struct Seq2SeqTaskConfig {
+    pub task: Task,
+    pub model: TaskModelKind,
+    pub size: TaskModelSize,
+    /// source lengths of the training examples (operand digits for addition)
+    pub train_lengths: RangeInclusive<usize>,
+    /// lengths evaluated separately at the end (and, averaged, after each epoch)
+    pub eval_lengths: Vec<usize>,
+    /// evaluation examples per length
+    pub eval_examples: usize,
+    pub batch_size: usize,
+    pub steps_per_epoch: usize,
+    pub epochs: usize,
+    pub lr: f64,
+    pub clip_grad_norm: Option<f64>,
+    pub seed: u64,
+    /// read the loss back every this many steps
+    pub read_every: usize,
+    pub out_dir: PathBuf,
+}
+
+impl Seq2SeqTaskConfig {
+    /// Batch 64, 5 epochs of 100 steps, Adam 3e-3, clipping at 1, 200 evaluation examples per
+    /// length, evaluated at the training lengths' ends.
+    pub fn new(task: Task, model: TaskModelKind, train_lengths: RangeInclusive<usize>, out_dir: &Path) -> Self {
+        let eval_lengths = vec![*train_lengths.start(), *train_lengths.end()];
+        Seq2SeqTaskConfig {
+            task,
+            model,
+            size: TaskModelSize::default(),
+            train_lengths,
+            eval_lengths,
+            eval_examples: 200,
+            batch_size: 64,
+            steps_per_epoch: 100,
+            epochs: 5,
+            lr: 3e-3,
+            clip_grad_norm: Some(1.0),
+            seed: 0,
+            read_every: 10,
+            out_dir: out_dir.to_path_buf(),
+        }
+    }
+
+    fn task_name(&self) -> &'static str {
+        match self.task {
+            Task::Copy => "copy",
+            Task::Reverse => "reverse",
+            Task::Sort => "sort",
+            Task::Addition => "addition",
+        }
+    }
+}
+
+/// Exact-match accuracy at one source length.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LengthAccuracy {
+    pub length: usize,
+    /// fraction in [0, 1]
+    pub exact_match: f64,
+    pub examples: usize,
+}
+
+#[derive(Debug)]
+pub struct Seq2SeqTaskReport {
+    pub summary: Summary,
+    pub accuracy_by_length: Vec<LengthAccuracy>,
+    pub out_dir: PathBuf,
+}
+
+/// Mean cross-entropy of `logits [B, T, V]` against `targets` (`[B * T]`, PAD excluded).
+fn masked_loss(logits: &Tensor, targets: &[u32], device: &Device) -> Result<Tensor> {
+    let s = logits.shape();
+    let y = Tensor::from_u32(device, targets, &s[..2])?;
+    let keep: Vec<f32> = targets.iter().map(|&t| if t == PAD { 0.0 } else { 1.0 }).collect();
+    let count = keep.iter().sum::<f32>().max(1.0);
+    let keep = Tensor::from_f32(device, &keep, &[targets.len()])?;
+    let per_token = cross_entropy_per_sample(logits, &y, 0.0)?.reshape_to(&[targets.len()])?;
+    Ok(per_token.mul(&keep)?.sum_all()?.div_scalar(count)?)
+}
+
+/// Whether a decoded row is the target followed by EOS.
+fn exact(decoded: &[u32], target: &[u32]) -> bool {
+    decoded.len() > target.len() && decoded[..target.len()] == *target && decoded[target.len()] == EOS
+}
+
+/// Exact-match accuracy of greedy decoding on `n` fresh examples of each length, in batches.
+pub fn exact_match_by_length(
+    model: &TaskModel,
+    task: Task,
+    lengths: &[usize],
+    n: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<LengthAccuracy>> {
+    model.module().eval();
+    let _g = no_grad();
+    let mut out = Vec::with_capacity(lengths.len());
+    for &len in lengths {
+        let examples = task.generate(n, len..=len, seed.wrapping_add(len as u64 * 7919))?;
+        let mut right = 0;
+        for chunk in examples.chunks(256) {
+            right += count_exact(model, chunk, device)?;
+        }
+        out.push(LengthAccuracy { length: len, exact_match: right as f64 / n.max(1) as f64, examples: n });
+    }
+    Ok(out)
+}
+
+fn count_exact(model: &TaskModel, examples: &[Example], device: &Device) -> Result<usize> {
+    let b = Seq2SeqBatch::new(examples);
+    let src = Tensor::from_u32(device, &b.src, &[b.batch, b.src_len])?;
+    let decoded = model.greedy_decode(&src, b.tgt_len, &b.src_lengths)?.to_vec_u32()?;
+    Ok(examples.iter().enumerate().filter(|(i, e)| exact(&decoded[i * b.tgt_len..][..b.tgt_len], &e.tgt)).count())
+}
+
+/// Trains `config.model` on `config.task`; see the module docs for the outputs. Returns the
+/// trained model and the report (exact match at `config.eval_lengths`).
+pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result<(TaskModel, Seq2SeqTaskReport)> {
+    if config.batch_size == 0 || config.steps_per_epoch == 0 || config.read_every == 0 {
+        return Err(TrainError::Config("batch size, steps per epoch and read_every must be at least 1".into()));
+    }
+    std::fs::create_dir_all(&config.out_dir).map_err(|e| TrainError::io(&config.out_dir, e))?;
+    manual_seed(config.seed);
+    let model = TaskModel::new(device, config.model, &config.size)?;
+    let module = model.module();
+    let mut optimizer = Adam::new(module.named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
+    let csv_path = config.out_dir.join(METRICS_FILE);
+    let mut metrics = MetricsWriter::create(&csv_path)?;
+    let mut progress = Progress::new(config.epochs, config.steps_per_epoch);
+    let dataset = format!("{}-{}..{}", config.task_name(), config.train_lengths.start(), config.train_lengths.end());
+    let mut summary = Summary {
+        model: config.model.name().into(),
+        dataset: dataset.clone(),
+        device: device.name(),
+        epochs: 0,
+        final_train_loss: f64::NAN,
+        test_accuracy: None,
+        wall_seconds: 0.0,
+        images_per_sec: 0.0,
+        stopped: None,
+    };
+    let run_start = Instant::now();
+    let (mut step, mut examples_trained, mut train_seconds) = (0u64, 0usize, 0.0f64);
+    let mut accuracy = Vec::new();
+
+    for epoch in 0..config.epochs {
+        module.train();
+        progress.start_epoch(0);
+        let epoch_start = Instant::now();
+        let (mut epoch_sum, mut epoch_steps) = (0.0, 0usize);
+        let (mut window, mut window_steps) = (None::<Tensor>, 0usize);
+        for i in 0..config.steps_per_epoch {
+            let examples = config.task.generate(
+                config.batch_size,
+                config.train_lengths.clone(),
+                config.seed.wrapping_mul(1_000_003).wrapping_add(step),
+            )?;
+            let b = Seq2SeqBatch::new(&examples);
+            let src = Tensor::from_u32(device, &b.src, &[b.batch, b.src_len])?;
+            let tgt_in = Tensor::from_u32(device, &b.tgt_in, &[b.batch, b.tgt_len])?;
+            let logits = model.forward_with(&src, &tgt_in, &b.src_lengths)?;
+            let loss = masked_loss(&logits, &b.tgt_out, device)?;
+            optimizer.zero_grad();
+            loss.backward()?;
+            if let Some(max_norm) = config.clip_grad_norm {
+                clip_grad_norm(&module.parameters(), max_norm)?;
+            }
+            optimizer.step()?;
+            step += 1;
+            let loss = loss.detach();
+            window = Some(match window {
+                Some(w) => w.add(&loss)?,
+                None => loss,
+            });
+            window_steps += 1;
+            let mut shown = None;
+            if (i + 1) % config.read_every == 0 || i + 1 == config.steps_per_epoch {
+                let sum = window.take().map(|w| w.item()).transpose()?.unwrap_or(0.0);
+                if !sum.is_finite() {
+                    let reason = format!("loss became {sum} by step {step} (epoch {})", epoch + 1);
+                    progress.message(&format!("stopping: {reason}"));
+                    progress.finish();
+                    summary.stopped = Some(reason);
+                    summary.wall_seconds = run_start.elapsed().as_secs_f64();
+                    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
+                    let report =
+                        Seq2SeqTaskReport { summary, accuracy_by_length: accuracy, out_dir: config.out_dir.clone() };
+                    return Ok((model, report));
+                }
+                epoch_sum += sum;
+                epoch_steps += window_steps;
+                shown = Some(sum / window_steps as f64);
+                window_steps = 0;
+            }
+            let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
+            progress.step(shown, ((i + 1) * config.batch_size) as f64 / elapsed);
+        }
+        let epoch_seconds = epoch_start.elapsed().as_secs_f64();
+        examples_trained += config.steps_per_epoch * config.batch_size;
+        train_seconds += epoch_seconds;
+
+        accuracy = exact_match_by_length(
+            &model,
+            config.task,
+            &config.eval_lengths,
+            config.eval_examples,
+            config.seed.wrapping_add(0xE7A1),
+            device,
+        )?;
+        let mean_acc = accuracy.iter().map(|a| a.exact_match).sum::<f64>() / accuracy.len().max(1) as f64;
+        let row = MetricsRow {
+            epoch: epoch + 1,
+            step,
+            train_loss: epoch_sum / epoch_steps.max(1) as f64,
+            train_acc: None,
+            test_loss: None,
+            test_acc: (!accuracy.is_empty()).then_some(mean_acc),
+            lr: optimizer.lr(),
+            images_per_sec: (config.steps_per_epoch * config.batch_size) as f64 / epoch_seconds.max(1e-9),
+            seconds: run_start.elapsed().as_secs_f64(),
+        };
+        metrics.write(&row)?;
+        let title = format!("{} on {dataset}", config.model.name());
+        if !accuracy.is_empty() {
+            plot_training_curves(&read_metrics(&csv_path)?, &config.out_dir, &title)?;
+        }
+        write_accuracy_csv(&config.out_dir.join(ACCURACY_BY_LENGTH_FILE), &accuracy)?;
+        save_task_model(&model, &optimizer, config, &dataset, epoch + 1, step)?;
+        progress.finish_epoch(&row, config.epochs);
+        summary.epochs = epoch + 1;
+        summary.final_train_loss = row.train_loss;
+        summary.test_accuracy = row.test_acc;
+        summary.wall_seconds = row.seconds;
+        summary.images_per_sec = examples_trained as f64 / train_seconds.max(1e-9);
+    }
+    progress.finish();
+    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
+    Ok((model, Seq2SeqTaskReport { summary, accuracy_by_length: accuracy, out_dir: config.out_dir.clone() }))
+}
+
+fn write_accuracy_csv(path: &Path, rows: &[LengthAccuracy]) -> Result<()> {
+    let mut text = String::from("length,exact_match,examples\n");
+    for r in rows {
+        text += &format!("{},{},{}\n", r.length, r.exact_match, r.examples);
+    }
+    checkpoint::write_atomically(path, text.as_bytes())
+}
+
+fn save_task_model(
+    model: &TaskModel,
+    optimizer: &Adam,
+    config: &Seq2SeqTaskConfig,
+    dataset: &str,
+    epoch: usize,
+    step: u64,
+) -> Result<()> {
+    let mut arrays: Vec<_> = model.module().state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
+    arrays.extend(optimizer.state_dict().into_iter().map(|(n, a)| (format!("{OPTIMIZER_PREFIX}{n}"), a)));
+    let s = &config.size;
+    let extra = [
+        ("task", config.task_name().to_string()),
+        ("embed_dim", s.embed_dim.to_string()),
+        ("hidden_size", s.hidden_size.to_string()),
+        ("num_layers", s.num_layers.to_string()),
+        ("nhead", s.nhead.to_string()),
+        ("dim_feedforward", s.dim_feedforward.to_string()),
+        ("max_len", s.max_len.to_string()),
+    ];
+    let meta = CheckpointMeta {
+        model: config.model.name().into(),
+        dataset: dataset.into(),
+        epoch,
+        step,
+        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    };
+    checkpoint::save(&config.out_dir.join(CHECKPOINT_FILE), &arrays, &meta)
+}
+
+/// A model saved by [`train_seq2seq_task`], with its kind and task.
+pub fn load_task_model(path: &Path, device: &Device) -> Result<(TaskModel, TaskModelKind, Task)> {
+    let mut ck = checkpoint::load(path, device)?;
+    ck.take_prefixed(OPTIMIZER_PREFIX);
+    let kind = TaskModelKind::parse(&ck.meta.model)?;
+    let task = Task::parse(&meta_value::<String>(&ck, "task")?)?;
+    let size = TaskModelSize {
+        embed_dim: meta_value(&ck, "embed_dim")?,
+        hidden_size: meta_value(&ck, "hidden_size")?,
+        num_layers: meta_value(&ck, "num_layers")?,
+        nhead: meta_value(&ck, "nhead")?,
+        dim_feedforward: meta_value(&ck, "dim_feedforward")?,
+        dropout: 0.0,
+        max_len: meta_value(&ck, "max_len")?,
+    };
+    let model = TaskModel::new(device, kind, &size)?;
+    let expected: Vec<(String, Vec<usize>)> =
+        model.module().state_dict().into_iter().map(|(n, t)| (n, t.shape())).collect();
+    ck.check_compatible(kind.name(), &expected)?;
+    model.module().load_state_dict(&ck.arrays, true)?;
+    model.module().eval();
+    Ok((model, kind, task))
+}
+
+/// Exact-match accuracy against source length, one line per model (`(label, results)`).
+pub fn length_sweep_plot(runs: &[(String, Vec<LengthAccuracy>)], path: &Path, title: &str) -> Result<()> {
+    let chart = LineChart {
+        title: title.into(),
+        x_label: "input length".into(),
+        y_label: "exact match (%)".into(),
+        series: runs
+            .iter()
+            .map(|(label, acc)| Series {
+                name: label.clone(),
+                points: acc.iter().map(|a| (a.length as f64, a.exact_match * 100.0)).collect(),
+            })
+            .collect(),
+    };
+    draw_line_chart(&chart, path, (900, 560))
+}
+
+/// Trains each of `models` with `base` (its output folder becomes `base.out_dir/<model>`),
+/// evaluates each at `base.eval_lengths`, and draws `base.out_dir/length_sweep.png`.
+pub fn length_sweep(
+    base: &Seq2SeqTaskConfig,
+    models: &[TaskModelKind],
+    device: &Device,
+) -> Result<Vec<(String, Vec<LengthAccuracy>)>> {
+    let mut runs = Vec::with_capacity(models.len());
+    for &kind in models {
+        let config = Seq2SeqTaskConfig { model: kind, out_dir: base.out_dir.join(kind.name()), ..base.clone() };
+        let (_, report) = train_seq2seq_task(&config, device)?;
+        runs.push((kind.name().to_string(), report.accuracy_by_length));
+    }
+    let title = format!(
+        "{}: exact match by length (trained on {}..={})",
+        base.task_name(),
+        base.train_lengths.start(),
+        base.train_lengths.end()
+    );
+    length_sweep_plot(&runs, &base.out_dir.join("length_sweep.png"), &title)?;
+    let mut text = String::from("model,length,exact_match,examples\n");
+    for (label, acc) in &runs {
+        for a in acc {
+            text += &format!("{label},{},{},{}\n", a.length, a.exact_match, a.examples);
+        }
+    }
+    checkpoint::write_atomically(&base.out_dir.join("length_sweep.csv"), text.as_bytes())?;
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_match_needs_the_target_then_eos() {
+        assert!(exact(&[5, 4, EOS, PAD], &[5, 4]));
+        assert!(!exact(&[5, 4, 3, EOS], &[5, 4]));
+        assert!(!exact(&[5, 3, EOS, EOS], &[5, 4]));
+        assert!(!exact(&[5, 4], &[5, 4]));
+    }
+
+    #[test]
+    fn model_names_round_trip() {
+        for name in TaskModelKind::NAMES {
+            assert_eq!(TaskModelKind::parse(name).unwrap().name(), name);
+        }
+        assert!(TaskModelKind::parse("lstm").unwrap_err().to_string().contains("transformer"));
+    }
+}

@@ -1,0 +1,192 @@
+//! The classification trainer end to end on the CPU reference device: a linear model on a
+//! small separable data set learns, writes its outputs, resumes exactly, and stops on NaN.
+
+use ferrograd_device::{Array, Device};
+use ferrograd_graph::nn::{Flatten, Linear, Module, Sequential};
+use ferrograd_graph::optim::{ConstantLr, LrSchedule, Optimizer, Sgd, SgdConfig};
+use ferrograd_train::checkpoint;
+use ferrograd_train::data::{ImageDataset, Normalization};
+use ferrograd_train::loader::{DataLoader, LoaderConfig};
+use ferrograd_train::metrics::read_metrics;
+use ferrograd_train::summary::Summary;
+use ferrograd_train::trainer::{
+    evaluate, train_classifier, TrainerConfig, CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+/// `n` 1x4x4 images: class 0 is bright on the left half, class 1 on the right, plus noise;
+/// then a fraction `flip` of the labels is swapped, so the loss stays well above zero and
+/// every epoch still moves the weights.
+fn dataset(n: usize, seed: u64, flip: f64) -> Arc<ImageDataset> {
+    let mut rng = ferrograd_device::testing::Rng::new(seed);
+    let mut images = Vec::with_capacity(n * 16);
+    let mut labels: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
+    for &label in &labels {
+        for k in 0..16 {
+            let left = k % 4 < 2;
+            let bright = (label == 0) == left;
+            images.push(if bright { 1.0 } else { -1.0 } + 0.8 * (rng.uniform() as f32 - 0.5));
+        }
+    }
+    for l in labels.iter_mut() {
+        if rng.uniform() < flip {
+            *l = 1 - *l;
+        }
+    }
+    Arc::new(ImageDataset {
+        name: "halves".into(),
+        images,
+        labels,
+        channels: 1,
+        height: 4,
+        width: 4,
+        classes: vec!["left".into(), "right".into()],
+        normalization: Normalization::new(&[0.5], &[0.5]),
+    })
+}
+
+fn model(device: &Device) -> Sequential {
+    Sequential::new().add(Flatten::default()).add(Linear::new(device, 16, 2, true).unwrap())
+}
+
+fn sgd(m: &Sequential) -> Sgd {
+    Sgd::new(m.named_parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }).unwrap()
+}
+
+fn loaders(flip: f64) -> (DataLoader, DataLoader) {
+    let train = DataLoader::new(dataset(96, 1, flip), LoaderConfig::train(16, 7)).unwrap();
+    let test = DataLoader::new(dataset(40, 2, 0.0), LoaderConfig::eval(16)).unwrap();
+    (train, test)
+}
+
+fn config(out: &Path, epochs: usize) -> TrainerConfig {
+    TrainerConfig { read_every: 2, ..TrainerConfig::new("linear", "halves", epochs, out) }
+}
+
+fn params(m: &Sequential) -> Vec<Vec<f64>> {
+    m.state_dict().iter().map(|(_, t)| t.to_vec_f64().unwrap()).collect()
+}
+
+#[test]
+fn learns_and_writes_every_output() {
+    let cpu = Device::cpu();
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = loaders(0.0);
+    let m = model(&cpu);
+    let before = evaluate(&m, &test, &cpu).unwrap();
+    let mut opt = sgd(&m);
+    let summary =
+        train_classifier(&m, &mut opt, &ConstantLr(0.1), &train, Some(&test), &cpu, &config(dir.path(), 3)).unwrap();
+    assert_eq!(summary.epochs, 3);
+    assert!(summary.test_accuracy.unwrap() > 0.95, "{summary:?}");
+    assert!(summary.final_train_loss < before.0, "{summary:?} vs {before:?}");
+    assert_eq!(Summary::read(&dir.path().join(SUMMARY_FILE)).unwrap().epochs, 3);
+    let rows = read_metrics(&dir.path().join(METRICS_FILE)).unwrap();
+    assert_eq!(rows.iter().map(|r| (r.epoch, r.step)).collect::<Vec<_>>(), vec![(1, 6), (2, 12), (3, 18)]);
+    assert!(rows[2].train_loss < rows[0].train_loss);
+    for f in ["loss.png", "accuracy.png", CHECKPOINT_FILE] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let ck = checkpoint::load(&dir.path().join(CHECKPOINT_FILE), &cpu).unwrap();
+    assert_eq!((ck.meta.model.as_str(), ck.meta.epoch, ck.meta.step), ("linear", 3, 18));
+    assert!(ck.get("1.weight").is_some() && ck.get("optimizer.1.weight.momentum_buffer").is_some());
+}
+
+#[test]
+fn resuming_gives_the_same_weights_as_an_uninterrupted_run() {
+    let cpu = Device::cpu();
+    let (train, test) = loaders(0.3);
+    let (full_dir, split_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = model(&cpu);
+    // a copy: on the CPU the optimizer updates the parameters' storage in place
+    let init: Vec<_> = a
+        .state_dict()
+        .into_iter()
+        .map(|(n, t)| (n, Array::from_f64(&cpu, &t.to_vec_f64().unwrap(), &t.shape()).unwrap()))
+        .collect();
+    let mut opt = sgd(&a);
+    train_classifier(&a, &mut opt, &ConstantLr(0.1), &train, Some(&test), &cpu, &config(full_dir.path(), 2)).unwrap();
+
+    let b = model(&cpu);
+    b.load_state_dict(&init, true).unwrap();
+    let mut opt = sgd(&b);
+    train_classifier(&b, &mut opt, &ConstantLr(0.1), &train, None, &cpu, &config(split_dir.path(), 1)).unwrap();
+    // a new process: fresh model and optimizer, state from the checkpoint
+    let c = model(&cpu);
+    let mut opt = sgd(&c);
+    let resumed = TrainerConfig { resume: true, ..config(split_dir.path(), 2) };
+    let s = train_classifier(&c, &mut opt, &ConstantLr(0.1), &train, Some(&test), &cpu, &resumed).unwrap();
+    assert_eq!(s.epochs, 2);
+    // the CPU device computes in f64 and checkpoints hold f32, so the resumed run starts from
+    // weights rounded to f32; with the same batches and momentum it ends within that rounding
+    let moved = params(&b).iter().flatten().zip(params(&a).iter().flatten()).any(|(x, y)| (x - y).abs() > 1e-3);
+    assert!(moved, "the second epoch must change the weights for this test to mean anything");
+    for (got, want) in params(&c).iter().zip(params(&a)) {
+        ferrograd_device::testing::assert_close("resumed weights", got, &want, ferrograd_device::testing::F32_TOL);
+    }
+    let rows = read_metrics(&split_dir.path().join(METRICS_FILE)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+
+    let wrong = TrainerConfig { model_name: "other".into(), ..resumed.clone() };
+    let err = train_classifier(&c, &mut opt, &ConstantLr(0.1), &train, None, &cpu, &wrong).unwrap_err().to_string();
+    assert!(err.contains("\"linear\"") && err.contains("\"other\""), "{err}");
+    let missing = TrainerConfig { resume: true, ..config(&split_dir.path().join("none"), 2) };
+    let err = train_classifier(&c, &mut opt, &ConstantLr(0.1), &train, None, &cpu, &missing).unwrap_err().to_string();
+    assert!(err.contains("no checkpoint"), "{err}");
+}
+
+/// A rate that turns NaN from step `from` on.
+struct NanFrom(usize);
+
+impl LrSchedule for NanFrom {
+    fn lr(&self, step: usize) -> f64 {
+        if step >= self.0 {
+            f64::NAN
+        } else {
+            0.1
+        }
+    }
+}
+
+#[test]
+fn a_nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let cpu = Device::cpu();
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = loaders(0.0);
+    let m = model(&cpu);
+    let mut opt = sgd(&m);
+    let s = train_classifier(&m, &mut opt, &NanFrom(8), &train, Some(&test), &cpu, &config(dir.path(), 4)).unwrap();
+    assert_eq!(s.epochs, 1);
+    let reason = s.stopped.expect("stopped");
+    assert!(reason.contains("NaN") && reason.contains(CHECKPOINT_FILE), "{reason}");
+    let ck = checkpoint::load(&dir.path().join(CHECKPOINT_FILE), &cpu).unwrap();
+    assert_eq!(ck.meta.epoch, 1);
+    for (name, a) in &ck.arrays {
+        assert!(a.to_f64_vec().unwrap().iter().all(|v| v.is_finite()), "{name} is not finite");
+    }
+    assert!(Summary::read(&dir.path().join(SUMMARY_FILE)).unwrap().stopped.is_some());
+    assert!(opt.lr().is_nan());
+}
+
+#[test]
+fn trains_on_the_gpu_and_counts_like_the_cpu() {
+    let gpu = ferrograd_device::testing::gpu();
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = loaders(0.3);
+    let m = model(&gpu);
+    let mut opt = sgd(&m);
+    let s =
+        train_classifier(&m, &mut opt, &ConstantLr(0.1), &train, Some(&test), &gpu, &config(dir.path(), 2)).unwrap();
+    assert!(s.test_accuracy.unwrap() > 0.9, "{s:?}");
+    // the same weights evaluated on the CPU give the same loss and accuracy
+    let cpu = Device::cpu();
+    let on_cpu = model(&cpu);
+    let state: Vec<_> = m.state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
+    on_cpu.load_state_dict(&state, true).unwrap();
+    let (gl, ga) = evaluate(&m, &test, &gpu).unwrap();
+    let (cl, ca) = evaluate(&on_cpu, &test, &cpu).unwrap();
+    assert_eq!(ga, ca);
+    assert!(cl > 1e-3, "a loss this small would not test the sums: {cl}");
+    ferrograd_device::testing::assert_close("test loss", &[gl], &[cl], 1e-4);
+}
