@@ -1,11 +1,14 @@
 //! `ferrograd bench matmul`: median time and GFLOP/s of square and convolution-shaped GEMMs
 //! in f32 and mixed precision, plus one copy-bandwidth line. `benches/pytorch/matmul.py`
 //! prints the same table from PyTorch (see `benches/README.md`).
+//! `ferrograd bench lenet-kernels`: the kernels of one LeNet-5 training step (see `lenet`).
+
+mod lenet;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ferrograd_device::gpu::{GpuContext, GpuTimer};
-use ferrograd_device::kernels::matmul::{choose_variant, effective_precision, matmul_with, Precision, Problem};
+use ferrograd_device::kernels::matmul::{effective_precision, matmul_using, pick_variant, Precision, Problem, Variant};
 use ferrograd_device::testing::Rng;
 use ferrograd_device::{Array, DType, Device};
 use std::time::Instant;
@@ -21,14 +24,43 @@ pub struct BenchArgs {
     /// Timed repetitions per problem; the median is printed (default 10, 2 on a CPU adapter)
     #[arg(long)]
     pub reps: Option<usize>,
-    /// Images per batch in the convolution-shaped problems (default 32, 1 on a CPU adapter)
+    /// Images per batch: in matmul's convolution-shaped problems (default 32, 1 on a CPU
+    /// adapter); of the LeNet-5 step (default 128)
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Force this f32 matmul kernel instead of the one chosen by shape
+    #[arg(long, value_enum)]
+    pub variant: Option<VariantArg>,
+    /// lenet-kernels: time every dispatch of whole steps with timestamp queries and report GPU
+    /// time per kernel family and the idle share
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Workload {
+    /// Square and convolution-shaped GEMMs, and copy bandwidth
     Matmul,
+    /// Every kernel of one LeNet-5 training step, per family, and the projected epoch time
+    LenetKernels,
+}
+
+/// The f32 matmul kernels that can be forced.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum VariantArg {
+    Tile64,
+    Tile128,
+    Rows8,
+}
+
+impl From<VariantArg> for Variant {
+    fn from(v: VariantArg) -> Variant {
+        match v {
+            VariantArg::Tile64 => Variant::Tile64,
+            VariantArg::Tile128 => Variant::Tile128,
+            VariantArg::Rows8 => Variant::Rows8,
+        }
+    }
 }
 
 /// One GEMM C[M, N] = A[M, K] · B[K, N].
@@ -59,6 +91,7 @@ fn conv_gemms(batch: usize) -> Vec<Gemm> {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         Workload::Matmul => matmul(args),
+        Workload::LenetKernels => lenet::run(&args),
     }
 }
 
@@ -112,11 +145,12 @@ fn matmul(args: BenchArgs) -> anyhow::Result<()> {
                 cells.push("-".to_string());
                 continue;
             }
-            let call = || matmul_with(&a, &b, false, false, precision).map(drop);
+            let forced = if precision == Precision::F32 { args.variant.map(Variant::from) } else { None };
+            let call = || matmul_using(&a, &b, false, false, precision, forced).map(drop);
             let ms = median_ms(&g, timer.as_ref(), reps, call)?;
             cells.push(format!("{ms:.3}"));
             cells.push(format!("{:.1}", problem.flops() / (ms * 1e-3) / 1e9));
-            kernels.push(format!("{:?}", choose_variant(g.caps(), precision, &problem)));
+            kernels.push(format!("{:?}", forced.unwrap_or_else(|| pick_variant(&g, precision, &problem))));
         }
         println!(
             "{:<24} {:>6} {:>8} {:>6} {:>10} {:>11} {:>10} {:>11}  {}",

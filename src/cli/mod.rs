@@ -2,7 +2,11 @@
 
 mod bench;
 mod devices;
+mod eval;
 mod models;
+mod predict;
+mod setup;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +22,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Train a model on a data set (the default, with LeNet-5 on MNIST)
+    Train(Box<train::TrainArgs>),
+    /// Test-set loss and accuracy of a checkpoint
+    Eval(eval::EvalArgs),
+    /// The most likely classes of an image under a checkpoint
+    Predict(predict::PredictArgs),
     /// List GPU adapters with their backend, driver and capabilities
     Devices,
     /// List the model zoo: every model with its input shape and parameter count
@@ -35,6 +45,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Devices) => devices::run(),
         Some(Command::Models) => models::run(),
         Some(Command::Bench(args)) => bench::run(args),
-        None => devices::run(),
+        Some(Command::Train(args)) => train::run(*args),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Predict(args)) => predict::run(args),
+        None => train::run(train::TrainArgs::default()),
     }
 }

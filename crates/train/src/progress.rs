@@ -112,7 +112,7 @@ pub fn epoch_line(row: &MetricsRow, epochs: usize) -> String {
     if let Some(a) = row.test_acc {
         line += &format!(" acc {:.2}%", a * 100.0);
     }
-    line + &format!("  lr {}  {:.0} img/s  {:.1} s", row.lr, row.images_per_sec, row.seconds)
+    line + &format!("  lr {:.3e}  {:.0} img/s  {:.1} s", row.lr, row.images_per_sec, row.seconds)
 }
 
 #[cfg(test)]

@@ -232,3 +232,23 @@ pub(crate) mod tests {
         assert!(err.contains("a/1.png") && err.contains("decode"), "{err}");
     }
 }
+
+/// One image file prepared like the images of `like` (same channels, size and normalisation),
+/// for prediction and visualisation: it is resized to the unpadded size and given the same
+/// `pad`-pixel black border. Returns the `[C, H, W]` values.
+pub fn load_like(path: &Path, like: &ImageDataset, pad: usize) -> Result<Vec<f32>> {
+    let (h, w) = (like.height - 2 * pad, like.width - 2 * pad);
+    let mut pixels = vec![0u8; like.channels * h * w];
+    decode_into(path, like.channels, (h, w), true, &mut pixels)?;
+    let opts = LoadOptions { pad, limit: None };
+    let one = ImageDataset::from_u8(
+        path.display().to_string(),
+        &pixels,
+        vec![0],
+        [like.channels, h, w],
+        like.classes.clone(),
+        like.normalization.clone(),
+        &opts,
+    );
+    Ok(one.images)
+}
