@@ -5,7 +5,7 @@
 // (ih, iw) = (oh*SH - PH + kh*DH, ow*SW - PW + kw*DW), zero where it falls in the padding.
 
 struct Params {
-    total: u32,   // threads to run: cols elements (im2col) or input elements (col2im)
+    total: u32,   // threads to run: N*C*OH*OW (im2col) or input elements (col2im)
     c: u32, h: u32, w: u32,
     oh: u32, ow: u32, kh: u32, kw: u32,
     sh: u32, sw: u32, ph: u32, pw: u32,
@@ -20,7 +20,9 @@ fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 @group(0) @binding(1) var<storage, read> ix: array<f32>;
 @group(0) @binding(2) var<storage, read_write> icols: array<f32>;
 
-// One thread per element of cols.
+// One thread per (image, channel, output pixel), writing its KH*KW rows of cols: the index
+// arithmetic (integer division, slow on CPU adapters) is done once per thread, not per
+// element. Taps in the padding read a clamped address and store 0.
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
@@ -29,19 +31,25 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     let ow = i % P.ow;
     let oh = (i / P.ow) % P.oh;
-    let r = (i / (P.ow * P.oh)) % (P.c * P.kh * P.kw);
-    let n = i / (P.ow * P.oh * P.c * P.kh * P.kw);
-    let kw = r % P.kw;
-    let kh = (r / P.kw) % P.kh;
-    let c = r / (P.kw * P.kh);
-    // signed, since the window may start in the padding
-    let ih = i32(oh * P.sh + kh * P.dh) - i32(P.ph);
-    let iw = i32(ow * P.sw + kw * P.dw) - i32(P.pw);
-    var v = 0.0;
-    if (ih >= 0 && ih < i32(P.h) && iw >= 0 && iw < i32(P.w)) {
-        v = ix[((n * P.c + c) * P.h + u32(ih)) * P.w + u32(iw)];
+    let nc = i / (P.ow * P.oh); // n * C + c
+    let plane = P.oh * P.ow;
+    let taps = P.kh * P.kw;
+    // cols[n][c * taps + t][oh][ow] = icols[(nc * taps + t) * plane + oh * ow_count + ow]
+    let out0 = nc * taps * plane + oh * P.ow + ow;
+    let in0 = nc * P.h * P.w;
+    let y0 = i32(oh * P.sh) - i32(P.ph);
+    let x0 = i32(ow * P.sw) - i32(P.pw);
+    for (var kh = 0u; kh < P.kh; kh = kh + 1u) {
+        let ih = y0 + i32(kh * P.dh);
+        let row_ok = ih >= 0 && ih < i32(P.h);
+        let row = in0 + u32(clamp(ih, 0, i32(P.h) - 1)) * P.w;
+        for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
+            let iw = x0 + i32(kw * P.dw);
+            let ok = row_ok && iw >= 0 && iw < i32(P.w);
+            let v = ix[row + u32(clamp(iw, 0, i32(P.w) - 1))];
+            icols[out0 + (kh * P.kw + kw) * plane] = select(0.0, v, ok);
+        }
     }
-    icols[i] = v;
 }
 
 @group(0) @binding(1) var<storage, read> ccols: array<f32>;

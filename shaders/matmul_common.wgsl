@@ -16,7 +16,7 @@ struct Params {
     sa: u32,     // elements between batches of A (0: one A shared by every batch)
     sb: u32,     // same for B
     sc: u32,     // same for C (M * N)
-    pad: u32,
+    nb: u32,     // batches this dispatch covers (read by kernels that fold the batch into N)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(3) var<storage, read_write> MC: array<f32>;

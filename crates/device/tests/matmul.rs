@@ -2,11 +2,14 @@
 //! inputs, with outputs poisoned first. Check: `testing::assert_close`, elementwise relative
 //! error with a floor of tol x max|C|. Bounds: F32_TOL (1e-5) for f32 inputs; F16_TOL (1e-3)
 //! for `Precision::Mixed` against the reference on the same inputs rounded to f16.
+//! `Rows8` has two paths: A from a storage buffer, or (f32, one A of at most UBO_A_ELEMENTS
+//! shared by the batch) from a uniform buffer; the cases below reach both.
 //! The cooperative-matrix variant needs tensor cores: on lavapipe only its capability gate is
 //! tested; where the adapter has them, the same parity checks run on it.
 
 use ferrograd_device::kernels::matmul::{
-    choose_variant, coop_available, matmul, matmul_using, matmul_with, reference, Precision, Problem, Variant,
+    choose_variant, coop_available, matmul, matmul_using, matmul_with, pick_variant, reference, Precision, Problem,
+    Variant, UBO_A_ELEMENTS,
 };
 use ferrograd_device::testing::{assert_close, gpu, Rng, F16_TOL, F32_TOL};
 use ferrograd_device::{Array, Device, DeviceError};
@@ -55,7 +58,7 @@ const ODD: [(usize, usize, usize); 5] = [(1, 1, 1), (17, 33, 65), (129, 7, 300),
 fn tile_kernels_match_reference_on_odd_sizes_and_transposes() {
     let g = gpu();
     let mut rng = Rng::new(11);
-    for variant in [Variant::Tile64, Variant::Tile128] {
+    for variant in [Variant::Tile64, Variant::Tile128, Variant::Rows8] {
         for (m, n, k) in ODD {
             for t in TRANSPOSES {
                 check(&g, &mut rng, shapes(&[], &[], m, n, k, t.0, t.1), t, Precision::F32, Some(variant));
@@ -69,7 +72,7 @@ fn batches_equal_or_shared_by_a_2d_operand() {
     let g = gpu();
     let mut rng = Rng::new(12);
     let cases: [(&[usize], &[usize]); 4] = [(&[3], &[3]), (&[2, 3], &[2, 3]), (&[], &[4]), (&[4], &[])];
-    for variant in [Variant::Tile64, Variant::Tile128] {
+    for variant in [Variant::Tile64, Variant::Tile128, Variant::Rows8] {
         for (ba, bb) in cases {
             for t in TRANSPOSES {
                 let s = shapes(ba, bb, 20, 37, 29, t.0, t.1);
@@ -91,8 +94,47 @@ fn shape_picks_the_kernel_and_large_tiles_run_unforced() {
     // 4 x 512 x 512: 64 tiles of 128x128
     let (sa, sb) = (vec![4, 512, 40], vec![4, 40, 512]);
     assert_eq!(pick(&sa, &sb), Variant::Tile128);
+    // LeNet's conv GEMMs: at most 16 output channels -> rows8
+    assert_eq!(pick(&[16, 150], &[128, 150, 100]), Variant::Rows8);
+    assert_eq!(pick(&[6, 25], &[128, 25, 784]), Variant::Rows8);
+    // what the launcher runs: rows8 for everything on a CPU adapter, else choose_variant
+    let ctx = g.gpu_context().unwrap();
+    let p = Problem::new(&sa, &sb, false, false).unwrap();
+    let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let want = if cpu { Variant::Rows8 } else { Variant::Tile128 };
+    assert_eq!(pick_variant(ctx, Precision::F32, &p), want);
     let mut rng = Rng::new(13);
     check(&g, &mut rng, [sa, sb], (false, false), Precision::F32, None);
+}
+
+/// Batch dims of A and B, M, N, K, transposes.
+type Case<'a> = (&'a [usize], &'a [usize], usize, usize, usize, (bool, bool));
+
+/// LeNet-5's GEMMs at batch 3 (conv forward, both conv backward products, a linear layer):
+/// a shared 2-D weight against a batch, batched products with small N, and the uniform-buffer
+/// path's limits: a shared A at and just over the limit, batched A copied a few batches per
+/// dispatch, a batch of A over the limit. Forced rows8 and the automatic pick.
+#[test]
+fn rows8_matches_reference_on_lenet_shapes_and_shared_a_limits() {
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    let side = (UBO_A_ELEMENTS as f64).sqrt() as usize; // a square A of exactly the limit
+    let cases: [Case; 9] = [
+        (&[], &[3], 6, 784, 25, (false, false)),        // conv1 forward
+        (&[3], &[3], 6, 25, 784, (false, true)),        // conv1 dW per image
+        (&[], &[3], 150, 100, 16, (true, false)),       // conv2 dcols
+        (&[], &[], 5, 120, 400, (false, true)),         // linear forward
+        (&[], &[2], side, 9, side, (false, false)),     // A at the uniform-buffer limit
+        (&[], &[2], side + 1, 12, side, (true, false)), // just over it: storage path
+        (&[2], &[], 7, 13, 11, (false, false)),
+        (&[5], &[5], 40, 9, 100, (false, false)), // 4 batches of A per uniform copy: 2 dispatches
+        (&[2], &[2], side + 1, 5, side, (false, true)), // a batch of A over the limit: storage path        // batched A, shared B
+    ];
+    for variant in [Some(Variant::Rows8), None] {
+        for (ba, bb, m, n, k, t) in cases {
+            check(&g, &mut rng, shapes(ba, bb, m, n, k, t.0, t.1), t, Precision::F32, variant);
+        }
+    }
 }
 
 #[test]
@@ -100,7 +142,7 @@ fn k_zero_gives_zeros_and_empty_outputs_work() {
     let g = gpu();
     let a = Array::from_f32(&g, &[], &[5, 0]).unwrap();
     let b = Array::from_f32(&g, &[], &[0, 7]).unwrap();
-    for variant in [Variant::Tile64, Variant::Tile128] {
+    for variant in [Variant::Tile64, Variant::Tile128, Variant::Rows8] {
         let out = matmul_using(&a, &b, false, false, Precision::F32, Some(variant)).unwrap();
         assert_eq!(out.shape(), &[5, 7]);
         assert_eq!(out.to_f64_vec().unwrap(), vec![0.0; 35]);
@@ -132,7 +174,7 @@ fn bad_shapes_are_errors_naming_matmul_and_both_shapes() {
 fn mixed_precision_tiles_match_the_f16_rounded_reference() {
     let g = gpu();
     let mut rng = Rng::new(14);
-    for variant in [Variant::Tile64, Variant::Tile128] {
+    for variant in [Variant::Tile64, Variant::Tile128, Variant::Rows8] {
         for (m, n, k) in [(17, 33, 65), (129, 7, 300)] {
             for t in TRANSPOSES {
                 check(&g, &mut rng, shapes(&[2], &[], m, n, k, t.0, t.1), t, Precision::Mixed, Some(variant));

@@ -39,7 +39,7 @@ fn check(g: &Device, rng: &mut Rng, shape: &[usize], axes: &[usize]) {
 fn reductions_over_any_axes_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(1);
-    let cases: [(&[usize], &[usize]); 14] = [
+    let cases: [(&[usize], &[usize]); 15] = [
         (&[7, 33], &[0]),
         (&[7, 33], &[1]),
         (&[7, 33], &[]),
@@ -58,6 +58,8 @@ fn reductions_over_any_axes_match_reference() {
         (&[2, 300, 5], &[1]),
         // many outputs, strided reduction
         (&[70, 600], &[0]),
+        // enough outputs for a thread each despite 130 elements per output (bias gradients)
+        (&[130, 2100], &[0]),
     ];
     for (shape, axes) in cases {
         check(&g, &mut rng, shape, axes);

@@ -6,6 +6,7 @@ use super::adapter::{self, Caps};
 use super::buffer::GpuBuffer;
 use super::pipelines::{Kernel, PipelineCache};
 use super::pool::{bucket_size, Pool};
+use super::profile::{ProfileRecord, Profiler};
 use super::stats::{Counters, Stats};
 use crate::error::{DeviceError, Result};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -13,6 +14,12 @@ use std::sync::{Arc, Mutex};
 
 /// Uniform bytes staged per submission; when full, the batch is submitted (without waiting).
 const PARAM_ARENA_BYTES: u64 = 1 << 20;
+/// What every pooled buffer may be used for (UNIFORM: a small operand a kernel wants in a
+/// uniform buffer, such as the shared A of the `rows8` matmul, is copied into one).
+const POOL_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::UNIFORM)
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
 /// Largest parameter block one dispatch may use.
 pub const MAX_PARAM_BYTES: usize = 256;
 
@@ -27,6 +34,9 @@ pub struct GpuContext {
     recorder: Mutex<Recorder>,
     param_arena: wgpu::Buffer,
     poison: AtomicBool,
+    /// per-dispatch timestamps (`set_profiling`); the flag spares the usual path the lock
+    profiling: AtomicBool,
+    profiler: Mutex<Option<Profiler>>,
     /// validation errors wgpu reported outside an error scope, surfaced at the next wait
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -89,6 +99,8 @@ impl GpuContext {
             recorder: Mutex::new(Recorder::default()),
             param_arena,
             poison: AtomicBool::new(false),
+            profiling: AtomicBool::new(false),
+            profiler: Mutex::new(None),
             uncaptured,
         }))
     }
@@ -127,6 +139,37 @@ impl GpuContext {
         self.poison.load(Relaxed)
     }
 
+    /// Time every dispatch from now on with timestamp queries, each in a compute pass of its
+    /// own (slower: for measuring only); `take_profile` returns the records. Switching waits
+    /// for the GPU and drops records not yet taken. An error where the adapter has no
+    /// timestamp queries.
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        if on && !self.caps.timestamps {
+            return Err(DeviceError::Unsupported {
+                kernel: "profiler",
+                detail: format!("adapter {} has no timestamp queries", self.info.name),
+            });
+        }
+        self.sync()?;
+        let mut rec = self.recorder.lock().unwrap();
+        let mut profiler = self.profiler.lock().unwrap();
+        *profiler = on.then(|| Profiler::new(&self.device, &self.queue));
+        self.profiling.store(on, Relaxed);
+        drop(rec.pass.take());
+        Ok(())
+    }
+
+    pub fn profiling(&self) -> bool {
+        self.profiling.load(Relaxed)
+    }
+
+    /// Waits for the GPU and returns the dispatches timed since the last call, in recording
+    /// order (empty when not profiling).
+    pub fn take_profile(&self) -> Result<Vec<ProfileRecord>> {
+        self.sync()?;
+        Ok(self.profiler.lock().unwrap().as_mut().map(Profiler::take).unwrap_or_default())
+    }
+
     /// Free the pool's cached (unused) buffers; returns the bytes released.
     pub fn trim_pool(&self) -> u64 {
         self.pool.trim()
@@ -161,7 +204,7 @@ impl GpuContext {
         let b = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: POOL_USAGE,
             mapped_at_creation: false,
         });
         match pollster::block_on(scope.pop()) {
@@ -182,7 +225,7 @@ impl GpuContext {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: bucket,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: POOL_USAGE,
             mapped_at_creation: true,
         });
         if pollster::block_on(scope.pop()).is_some() {
@@ -249,12 +292,38 @@ impl GpuContext {
             layout: &compiled_kernel.layout,
             entries: &entries,
         });
-        let pass = self.pass(&mut rec);
-        pass.set_pipeline(&compiled_kernel.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        if self.profiling.load(Relaxed) {
+            self.profiled_pass(&mut rec, kernel.label(), |pass| {
+                pass.set_pipeline(&compiled_kernel.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            });
+        } else {
+            let pass = self.pass(&mut rec);
+            pass.set_pipeline(&compiled_kernel.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
         self.counters.dispatches.fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// Runs `record` in a compute pass of its own whose start and end are timestamped.
+    fn profiled_pass(&self, rec: &mut Recorder, label: String, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
+        rec.pass = None;
+        if self.profiler.lock().unwrap().as_ref().is_some_and(Profiler::full) {
+            self.submit_locked(rec);
+        }
+        let mut profiler = self.profiler.lock().unwrap();
+        let Some(profiler) = profiler.as_mut() else { return };
+        let encoder = rec
+            .encoder
+            .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: Some(profiler.next_writes(label)),
+        });
+        record(&mut pass);
     }
 
     fn pass<'r>(&self, rec: &'r mut Recorder) -> &'r mut wgpu::ComputePass<'static> {
@@ -285,7 +354,12 @@ impl GpuContext {
 
     fn submit_locked(&self, rec: &mut Recorder) -> Option<wgpu::SubmissionIndex> {
         rec.pass = None;
-        let encoder = rec.encoder.take()?;
+        let mut encoder = rec.encoder.take()?;
+        if self.profiling.load(Relaxed) {
+            if let Some(p) = self.profiler.lock().unwrap().as_mut() {
+                p.resolve(&self.device, &mut encoder);
+            }
+        }
         if !rec.params.is_empty() {
             self.queue.write_buffer(&self.param_arena, 0, &rec.params);
             rec.params.clear();
@@ -314,6 +388,11 @@ impl GpuContext {
         self.device
             .poll(wgpu::PollType::Wait { submission_index: idx, timeout: None })
             .map_err(|e| DeviceError::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
+        if self.profiling.load(Relaxed) {
+            if let Some(p) = self.profiler.lock().unwrap().as_mut() {
+                p.collect(&self.device)?;
+            }
+        }
         self.take_uncaptured()
     }
 

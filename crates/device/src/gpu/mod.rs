@@ -5,6 +5,7 @@ mod buffer;
 mod context;
 mod pipelines;
 mod pool;
+mod profile;
 mod stats;
 mod timer;
 
@@ -12,6 +13,7 @@ pub use adapter::{list_adapters, AdapterReport, Caps};
 pub use buffer::GpuBuffer;
 pub use context::{GpuContext, MAX_PARAM_BYTES};
 pub use pipelines::{Kernel, Shader};
+pub use profile::{ProfileLine, ProfileRecord, ProfileSummary};
 pub use stats::Stats;
 pub use timer::GpuTimer;
 

@@ -119,7 +119,7 @@ pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, &shape, DType::F32, "im2col")?;
             let words = g.words("im2col", c, h, w, [oh, ow])?;
-            launch(ctx, "im2col", words, x, &out, out.numel())?;
+            launch(ctx, "im2col", words, x, &out, n * c * oh * ow)?;
             Ok(out)
         }
     }

@@ -3,6 +3,9 @@
 //! Kernels (WGSL in `shaders/matmul*.wgsl`, assembled below):
 //! - `tile64`: 64x64 tile of C per workgroup, 4x4 per thread (small and skinny problems);
 //! - `tile128`: 128x128 tile, 8x8 per thread, register-blocked (large problems);
+//! - `rows8`: 8 rows x 256 columns per workgroup (64 invocations, 8x4 each), no workgroup
+//!   memory, the batch folded into the columns (small M such as the im2col GEMMs of narrow
+//!   convolutions, small batched products, and CPU adapters);
 //! - `coop`: f16 tensor-core tiles through cooperative matrices, 128x128 per workgroup
 //!   (`Precision::Mixed` where the adapter has them; never on lavapipe).
 //!
@@ -15,8 +18,9 @@ use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, DeviceError, Result};
-use crate::gpu::{grid_1d, Caps, GpuContext, Kernel, Shader};
+use crate::gpu::{grid_1d, Caps, GpuBuffer, GpuContext, Kernel, Shader};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use std::sync::Arc;
 
 const NAME: &str = "matmul";
 
@@ -27,12 +31,24 @@ macro_rules! wgsl {
 }
 
 /// The tile kernels with f32 inputs. WGSL has no includes: the shared body is appended here.
-pub static MATMUL: Shader =
-    Shader { name: "matmul", source: concat!(wgsl!("matmul"), wgsl!("matmul_common"), wgsl!("matmul_tiles")) };
+pub static MATMUL: Shader = Shader {
+    name: "matmul",
+    source: concat!(wgsl!("matmul"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
+};
 
 /// The tile kernels with f16 inputs, and the f32 -> f16 cast (needs `SHADER_F16`).
-pub static MATMUL_F16: Shader =
-    Shader { name: "matmul_f16", source: concat!(wgsl!("matmul_f16"), wgsl!("matmul_common"), wgsl!("matmul_tiles")) };
+pub static MATMUL_F16: Shader = Shader {
+    name: "matmul_f16",
+    source: concat!(wgsl!("matmul_f16"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
+};
+
+/// `rows8` with f32 inputs and A in a uniform buffer (see [`UBO_A_ELEMENTS`]).
+pub static MATMUL_UBO: Shader =
+    Shader { name: "matmul_ubo", source: concat!(wgsl!("matmul_ubo"), wgsl!("matmul_common"), wgsl!("matmul_rows")) };
+
+/// Elements of the uniform buffer `matmul_ubo.wgsl` reads A from (64 KiB). `rows8` in f32 takes
+/// A from there when one A of at most this size is shared by the whole batch.
+pub const UBO_A_ELEMENTS: usize = 16384;
 
 /// The cooperative-matrix kernel (needs `caps().coop_matrix_f16`).
 pub static MATMUL_COOP: Shader =
@@ -53,14 +69,16 @@ pub enum Variant {
     Tile64,
     Tile128,
     Coop,
+    Rows8,
 }
 
 impl Variant {
     /// Rows and columns of C one workgroup computes.
-    pub fn tile(self) -> usize {
+    pub fn tile(self) -> [usize; 2] {
         match self {
-            Variant::Tile64 => 64,
-            Variant::Tile128 | Variant::Coop => 128,
+            Variant::Tile64 => [64, 64],
+            Variant::Tile128 | Variant::Coop => [128, 128],
+            Variant::Rows8 => [8, 256],
         }
     }
 
@@ -69,6 +87,7 @@ impl Variant {
             Variant::Tile64 => "tile64",
             Variant::Tile128 => "tile128",
             Variant::Coop => "coop",
+            Variant::Rows8 => "rows8",
         }
     }
 }
@@ -148,18 +167,33 @@ pub fn effective_precision(caps: &Caps, precision: Precision) -> Precision {
     }
 }
 
-/// The kernel the launcher picks: cooperative matrices for Mixed where available; otherwise
-/// 128x128 tiles when C is at least 128 in both directions and gives enough of them
-/// (64 workgroups) to fill a large GPU, else 64x64 tiles.
+/// The kernel the launcher picks on a GPU: cooperative matrices for Mixed where available;
+/// `rows8` when M is at most 16 (a 64-row tile would be mostly empty); 128x128 tiles when C
+/// is at least 128 in both directions and gives enough of them (64 workgroups) to fill a
+/// large GPU; else 64x64 tiles. On a CPU adapter see [`pick_variant`].
 pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant {
     if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) {
         return Variant::Coop;
     }
     let tiles128 = p.m.div_ceil(128) * p.n.div_ceil(128) * p.batch;
-    if p.m >= 128 && p.n >= 128 && tiles128 >= 64 {
+    if p.m <= 16 {
+        Variant::Rows8
+    } else if p.m >= 128 && p.n >= 128 && tiles128 >= 64 {
         Variant::Tile128
     } else {
         Variant::Tile64
+    }
+}
+
+/// The kernel the launcher picks on this context: `rows8` for every shape on a CPU adapter
+/// (lavapipe runs workgroup memory and barriers lane by lane, which the tile kernels live on:
+/// `ferrograd bench lenet-kernels` measured rows8 5-40x faster on LeNet's GEMMs), else
+/// [`choose_variant`].
+pub fn pick_variant(g: &GpuContext, precision: Precision, p: &Problem) -> Variant {
+    if g.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        Variant::Rows8
+    } else {
+        choose_variant(g.caps(), precision, p)
     }
 }
 
@@ -198,7 +232,7 @@ pub fn matmul_using(
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
-            let variant = variant.unwrap_or_else(|| choose_variant(g.caps(), precision, &p));
+            let variant = variant.unwrap_or_else(|| pick_variant(g, precision, &p));
             if variant == Variant::Coop && !(precision == Precision::Mixed && coop_available(g.caps())) {
                 return Err(DeviceError::Unsupported {
                     kernel: NAME,
@@ -209,7 +243,9 @@ pub fn matmul_using(
                 });
             }
             let out = Array::empty(&device, &p.out_shape, DType::F32, NAME)?;
+            let ubo = precision == Precision::F32 && variant == Variant::Rows8 && a_fits_uniform(g, &p);
             let shader = match (precision, variant) {
+                (Precision::F32, _) if ubo => &MATMUL_UBO,
                 (Precision::F32, _) => &MATMUL,
                 (Precision::Mixed, Variant::Coop) => &MATMUL_COOP,
                 (Precision::Mixed, _) => &MATMUL_F16,
@@ -218,10 +254,28 @@ pub fn matmul_using(
                 Precision::F32 => (a.clone(), b.clone()),
                 Precision::Mixed => (cast_f16(g, &device, a)?, cast_f16(g, &device, b)?),
             };
-            launch(g, shader, variant, &p, &a, &b, &out)?;
+            let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
+            launch(g, shader, variant, &p, bufs, ubo)?;
             Ok(out)
         }
     }
+}
+
+/// Whether one batch of A fits `matmul_ubo.wgsl`'s uniform buffer (and the adapter binds one
+/// that large). Each dispatch then copies as many consecutive batches of A as fit there.
+fn a_fits_uniform(g: &GpuContext, p: &Problem) -> bool {
+    let bytes = (UBO_A_ELEMENTS * 4) as u64;
+    p.m * p.k <= UBO_A_ELEMENTS && g.raw_device().limits().max_uniform_buffer_binding_size >= bytes
+}
+
+/// Batches `b0 .. b0 + nb` of A (`a_stride` elements apart; one matrix when shared) copied to
+/// the start of a buffer of exactly `UBO_A_ELEMENTS` f32, the size the shader declares, so it
+/// can be bound whole as a uniform buffer.
+fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: usize) -> Result<GpuBuffer> {
+    let buffer = g.alloc((UBO_A_ELEMENTS * 4) as u64, NAME, &p.out_shape)?;
+    let (start, len) = if p.a_stride == 0 { (0, p.m * p.k) } else { (b0 * p.a_stride, nb * p.a_stride) };
+    g.copy(a, (start * 4) as u64, &buffer, 0, (len * 4) as u64);
+    Ok(buffer)
 }
 
 /// `x` rounded to f16 on the GPU (a new F16 array of the same shape).
@@ -239,27 +293,41 @@ fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
         .map_err(|_| DeviceError::Shape { kernel: NAME, detail: format!("{v} exceeds u32 indexing (shape {shape:?})") })
 }
 
+/// Records the multiply; `bufs` are A, B and C.
+/// Records the multiply; `bufs` are A, B and C. With `ubo`, A goes through uniform-buffer
+/// copies (`matmul_ubo.wgsl`), as many batches per dispatch as fit.
 fn launch(
-    g: &GpuContext,
+    g: &Arc<GpuContext>,
     shader: &'static Shader,
     variant: Variant,
     p: &Problem,
-    a: &Array,
-    b: &Array,
-    out: &Array,
+    bufs: [&GpuBuffer; 3],
+    ubo: bool,
 ) -> Result<()> {
-    let constants = [("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64)];
+    let fold = variant == Variant::Rows8;
+    let shared_a = p.a_stride == 0 || p.batch == 1;
+    let mut constants = vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64)];
+    if fold {
+        constants.push(("SHARED_A", shared_a as u32 as f64));
+        constants.push(("LOCAL_A", ubo as u32 as f64));
+    }
     let kernel = Kernel::new(shader, variant.entry()).with(&constants);
-    let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
     let words = |v: usize| u32_of(v, &p.out_shape);
-    let t = variant.tile();
-    let gx = words(p.n.div_ceil(t))?;
-    let gy = words(p.m.div_ceil(t))?;
-    // Batches beyond the per-dimension workgroup limit go in further dispatches.
+    let [tm, tn] = variant.tile();
+    let gy = words(p.m.div_ceil(tm))?;
+    // Batches beyond the per-dimension workgroup limit go in further dispatches; folded into
+    // the columns (rows8), as many as keep the column groups within it.
     let per = g.caps().max_groups_per_dim.max(1) as usize;
+    let per = if fold { (per * tn / p.n.next_multiple_of(4).max(4)).max(1) } else { per };
+    let per = if ubo && !shared_a { per.min(UBO_A_ELEMENTS / p.a_stride.max(1)).max(1) } else { per };
     let mut b0 = 0;
     while b0 < p.batch {
         let nb = per.min(p.batch - b0);
+        let (gx, gz) = if fold {
+            (words((nb * p.n.next_multiple_of(4)).div_ceil(tn))?, 1)
+        } else {
+            (words(p.n.div_ceil(tn))?, nb as u32)
+        };
         let params = [
             words(p.m)?,
             words(p.n)?,
@@ -268,9 +336,14 @@ fn launch(
             words(p.a_stride)?,
             words(p.b_stride)?,
             words(p.m * p.n)?,
-            0,
+            words(nb)?,
         ];
-        g.dispatch(&kernel, param_bytes(&params), &bufs, [gx, gy, nb as u32])?;
+        if ubo {
+            let a = uniform_copy(g, bufs[0], p, b0, nb)?;
+            g.dispatch(&kernel, param_bytes(&params), &[&a, bufs[1], bufs[2]], [gx, gy, gz])?;
+        } else {
+            g.dispatch(&kernel, param_bytes(&params), &bufs, [gx, gy, gz])?;
+        }
         b0 += nb;
     }
     Ok(())

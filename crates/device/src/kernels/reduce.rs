@@ -17,6 +17,12 @@ crate::shader!(REDUCE, "reduce");
 
 /// Reduced elements per output up to which one thread computes a whole output.
 const THREAD_MAX: usize = 64;
+/// With at least this many outputs, a thread per output already fills the GPU, and it is
+/// the faster schedule for moderate reductions (bias gradients summed over a batch):
+/// workgroup-memory trees are slow on software rasterisers like lavapipe.
+const MANY_OUTPUTS: usize = 2048;
+/// ... as long as each output combines at most this many elements.
+const THREAD_MAX_MANY: usize = 1024;
 /// Reduced elements per workgroup when an output is split across workgroups (32 per thread).
 const CHUNK: usize = 8192;
 /// Outputs from which one workgroup each is enough to fill a GPU (no split).
@@ -117,7 +123,7 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
     let (n_out, n_red) = (layout.n_out(), layout.n_red());
     let code = [("OP", op.code() as f64)];
     let input = x.gpu_buffer().unwrap();
-    if n_red <= THREAD_MAX {
+    if n_red <= THREAD_MAX || (n_out >= MANY_OUTPUTS && n_red <= THREAD_MAX_MANY) {
         let out = Array::empty(device, &[n_out], DType::F32, "reduce")?;
         let p = layout.params(0, 1, scale, op.init())?;
         let kernel = Kernel::new(&REDUCE, "reduce_thread").with(&code);
