@@ -5,7 +5,9 @@ use ferrograd_device::list_adapters;
 pub fn run() -> anyhow::Result<()> {
     let adapters = list_adapters();
     if adapters.is_empty() {
-        anyhow::bail!("no GPU adapter found (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)");
+        anyhow::bail!(
+            "no GPU adapter found (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers` for lavapipe)"
+        );
     }
     let yes = |b: bool| if b { "yes" } else { "no" };
     for a in adapters {

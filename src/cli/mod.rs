@@ -7,6 +7,7 @@ mod models;
 mod predict;
 mod setup;
 mod train;
+mod visualize;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// The most likely classes of an image under a checkpoint
     Predict(predict::PredictArgs),
+    /// ZFNet's tools: first-layer filters, feature maps and occlusion sensitivity as PNG
+    Visualize(visualize::VisualizeArgs),
     /// List GPU adapters with their backend, driver and capabilities
     Devices,
     /// List the model zoo: every model with its input shape and parameter count
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Train(args)) => train::run(*args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
+        Some(Command::Visualize(args)) => visualize::run(args),
         None => train::run(train::TrainArgs::default()),
     }
 }

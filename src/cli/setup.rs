@@ -19,7 +19,8 @@ pub fn open_device(spec: &str) -> anyhow::Result<Device> {
 /// The border that brings a data set's images to the model's input size (LeNet-5 takes
 /// MNIST's 28x28 digits padded by 2 to 32x32, as in the 1998 paper).
 pub fn padding_for(model: &str, kind: ImageDatasetKind, data_dir: Option<&Path>) -> anyhow::Result<usize> {
-    let info = registry::info(model).with_context(|| format!("unknown model {model:?}; `ferrograd models` lists them"))?;
+    let info =
+        registry::info(model).with_context(|| format!("unknown model {model:?}; `ferrograd models` lists them"))?;
     let probe = kind.load(Split::Test, data_dir, &LoadOptions { pad: 0, limit: Some(1) })?;
     let (want, have) = (info.input_shape[1], probe.height);
     if want < have || (want - have) % 2 != 0 || info.input_shape[0] != probe.channels {
@@ -55,7 +56,11 @@ pub struct Restored {
 pub fn restore(path: &Path, device: &Device, data_dir: Option<&Path>) -> anyhow::Result<Restored> {
     let mut checkpoint = checkpoint::load(path, device)?;
     let name = checkpoint.meta.model.clone();
-    let kind = ImageDatasetKind::parse(&checkpoint.meta.dataset)?;
+    if name.is_empty() {
+        bail!("{}: not a ferrograd checkpoint (its metadata names no model)", path.display());
+    }
+    let kind = ImageDatasetKind::parse(&checkpoint.meta.dataset)
+        .with_context(|| format!("{}: the data set it was trained on", path.display()))?;
     let pad = padding_for(&name, kind, data_dir)?;
     let like = kind.load(Split::Test, data_dir, &LoadOptions { pad, limit: Some(1) })?;
     let model = registry::build(&name, like.num_classes(), like.channels, device, 0)?;

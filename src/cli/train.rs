@@ -4,8 +4,8 @@ use super::setup::{load_split, open_device};
 use clap::{Args, ValueEnum};
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::optim::{
-    Adam, AdamConfig, ConstantLr, CosineAnnealingLr, LinearWarmup, LrSchedule, MultiStepLr, OneCycleLr, Optimizer,
-    Sgd, SgdConfig, StepLr,
+    Adam, AdamConfig, ConstantLr, CosineAnnealingLr, LinearWarmup, LrSchedule, MultiStepLr, OneCycleLr, Optimizer, Sgd,
+    SgdConfig, StepLr,
 };
 use ferrograd_models::registry;
 use ferrograd_train::augment::Augmentation;
@@ -216,15 +216,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         clip_grad_norm: args.clip_grad_norm,
         ..TrainerConfig::new(&args.model, kind.name(), epochs, &out)
     };
-    let summary = train_classifier(
-        model.as_ref(),
-        optimizer.as_mut(),
-        schedule.as_ref(),
-        &train,
-        Some(&test),
-        &device,
-        &config,
-    )?;
+    let summary =
+        train_classifier(model.as_ref(), optimizer.as_mut(), schedule.as_ref(), &train, Some(&test), &device, &config)?;
     if let Some(reason) = &summary.stopped {
         anyhow::bail!("training stopped: {reason} (last good checkpoint kept in {})", out.display());
     }

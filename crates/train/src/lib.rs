@@ -13,5 +13,6 @@ pub mod progress;
 pub mod seq;
 pub mod summary;
 pub mod trainer;
+pub mod visualize;
 
 pub use error::{Result, TrainError};

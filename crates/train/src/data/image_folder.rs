@@ -167,6 +167,26 @@ fn decode_into(path: &Path, channels: usize, (h, w): (usize, usize), resize: boo
     Ok(())
 }
 
+/// One image file prepared like the images of `like` (same channels, size and normalisation),
+/// for prediction and visualisation: it is resized to the unpadded size and given the same
+/// `pad`-pixel black border. Returns the `[C, H, W]` values.
+pub fn load_like(path: &Path, like: &ImageDataset, pad: usize) -> Result<Vec<f32>> {
+    let (h, w) = (like.height - 2 * pad, like.width - 2 * pad);
+    let mut pixels = vec![0u8; like.channels * h * w];
+    decode_into(path, like.channels, (h, w), true, &mut pixels)?;
+    let opts = LoadOptions { pad, limit: None };
+    let one = ImageDataset::from_u8(
+        path.display().to_string(),
+        &pixels,
+        vec![0],
+        [like.channels, h, w],
+        like.classes.clone(),
+        like.normalization.clone(),
+        &opts,
+    );
+    Ok(one.images)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -233,22 +253,3 @@ pub(crate) mod tests {
     }
 }
 
-/// One image file prepared like the images of `like` (same channels, size and normalisation),
-/// for prediction and visualisation: it is resized to the unpadded size and given the same
-/// `pad`-pixel black border. Returns the `[C, H, W]` values.
-pub fn load_like(path: &Path, like: &ImageDataset, pad: usize) -> Result<Vec<f32>> {
-    let (h, w) = (like.height - 2 * pad, like.width - 2 * pad);
-    let mut pixels = vec![0u8; like.channels * h * w];
-    decode_into(path, like.channels, (h, w), true, &mut pixels)?;
-    let opts = LoadOptions { pad, limit: None };
-    let one = ImageDataset::from_u8(
-        path.display().to_string(),
-        &pixels,
-        vec![0],
-        [like.channels, h, w],
-        like.classes.clone(),
-        like.normalization.clone(),
-        &opts,
-    );
-    Ok(one.images)
-}

@@ -1,0 +1,130 @@
+//! The `ferrograd` binary end to end, on lavapipe in CI: train a small run on a synthetic
+//! MNIST-format data set, then eval, predict, and the errors a user can cause.
+
+use ferrograd_train::data::idx::encode_idx;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ferrograd(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(args)
+        .current_dir(cwd)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the ferrograd binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Digits drawn as a bright vertical bar whose column encodes the label.
+fn write_synthetic_mnist(dir: &Path, train: usize, test: usize) {
+    for (images, labels, n) in [
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", train),
+        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test),
+    ] {
+        let mut pixels = vec![0u8; n * 28 * 28];
+        let labels_data: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        for (i, &label) in labels_data.iter().enumerate() {
+            let col = 2 + 2 * label as usize;
+            for row in 4..24 {
+                pixels[i * 784 + row * 28 + col] = 255;
+            }
+        }
+        std::fs::write(dir.join(images), encode_idx(&[n, 28, 28], &pixels)).unwrap();
+        std::fs::write(dir.join(labels), encode_idx(&[n], &labels_data)).unwrap();
+    }
+}
+
+#[test]
+fn train_eval_and_predict_run_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    write_synthetic_mnist(&data, 256, 64);
+    let data_arg = data.to_str().unwrap();
+
+    let out = ferrograd(&["train", "--data-dir", data_arg, "--epochs", "2", "--out", "run"], tmp.path());
+    assert!(out.status.success(), "train failed:\n{}", text(&out));
+    let run = tmp.path().join("run");
+    for file in ["checkpoint.safetensors", "metrics.csv", "summary.json", "loss.png", "accuracy.png"] {
+        assert!(run.join(file).is_file(), "train wrote no {file}:\n{}", text(&out));
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["model"], "lenet5");
+    assert_eq!(summary["epochs"], 2);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and a row per epoch:\n{csv}");
+
+    let ckpt = run.join("checkpoint.safetensors");
+    let ckpt_arg = ckpt.to_str().unwrap();
+    let out = ferrograd(&["eval", "--checkpoint", ckpt_arg, "--data-dir", data_arg], tmp.path());
+    assert!(out.status.success() && text(&out).contains("accuracy"), "eval failed:\n{}", text(&out));
+
+    let png = tmp.path().join("digit.png");
+    image::GrayImage::from_fn(28, 28, |x, _| image::Luma([if x == 8 { 255 } else { 0 }])).save(&png).unwrap();
+    let out =
+        ferrograd(&["predict", "--checkpoint", ckpt_arg, "--data-dir", data_arg, png.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "predict failed:\n{}", text(&out));
+    assert_eq!(text(&out).lines().filter(|l| l.trim_end().ends_with(|c: char| c.is_ascii_digit())).count(), 5);
+
+    let out = ferrograd(
+        &[
+            "visualize",
+            "--checkpoint",
+            ckpt_arg,
+            "--data-dir",
+            data_arg,
+            "--image",
+            png.to_str().unwrap(),
+            "--out",
+            "viz",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "visualize failed:\n{}", text(&out));
+    for file in ["filters.png", "feature_maps_conv1.png", "occlusion.png", "occlusion_overlay.png"] {
+        assert!(tmp.path().join("viz").join(file).is_file(), "visualize wrote no {file}:\n{}", text(&out));
+    }
+
+    // Resuming a finished run with more epochs continues from the checkpoint.
+    let out = ferrograd(&["train", "--data-dir", data_arg, "--epochs", "3", "--out", "run", "--resume"], tmp.path());
+    assert!(out.status.success() && text(&out).contains("resumed"), "resume failed:\n{}", text(&out));
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+}
+
+#[test]
+fn user_errors_are_clear_and_exit_nonzero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ferrograd(&["train", "--model", "lenet6"], tmp.path());
+    assert!(!out.status.success() && text(&out).contains("lenet6"), "{}", text(&out));
+
+    let data = tmp.path().join("broken");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("train-images-idx3-ubyte"), b"not an idx file").unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), encode_idx(&[1], &[3])).unwrap();
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), encode_idx(&[1, 28, 28], &[0; 784])).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), encode_idx(&[1], &[3])).unwrap();
+    let out = ferrograd(&["train", "--data-dir", data.to_str().unwrap()], tmp.path());
+    assert!(!out.status.success() && text(&out).contains("train-images-idx3-ubyte"), "{}", text(&out));
+
+    let bogus = tmp.path().join("bogus.safetensors");
+    std::fs::write(&bogus, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+    let out = ferrograd(&["eval", "--checkpoint", bogus.to_str().unwrap()], tmp.path());
+    assert!(!out.status.success() && text(&out).contains("bogus.safetensors"), "{}", text(&out));
+}
+
+#[test]
+fn devices_and_models_list_what_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ferrograd(&["devices"], tmp.path());
+    assert!(out.status.success() && text(&out).contains("backend"), "{}", text(&out));
+    let out = ferrograd(&["models"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = text(&out);
+    assert!(listing.contains("lenet5") && (listing.contains("61706") || listing.contains("61,706")), "{listing}");
+    assert!(listing.contains("resnet50"), "{listing}");
+}
