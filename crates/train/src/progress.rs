@@ -159,7 +159,7 @@ mod tests {
         p.message("done");
         p.finish();
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "epoch 1/2  train loss 0.1235 acc 96.12% acc 97.00%  lr 0.01  5123 img/s  12.3 s\ndone\n");
+        assert_eq!(text, "epoch 1/2  train loss 0.1235 acc 96.12% acc 97.00%  lr 1.000e-2  5123 img/s  12.3 s\ndone\n");
     }
 
     #[test]
