@@ -33,10 +33,7 @@ impl Array {
         if len != numel(shape) {
             return Err(DeviceError::Shape {
                 kernel,
-                detail: format!(
-                    "{len} values do not fill shape {shape:?} ({} elements)",
-                    numel(shape)
-                ),
+                detail: format!("{len} values do not fill shape {shape:?} ({} elements)", numel(shape)),
             });
         }
         Ok(())
@@ -45,18 +42,10 @@ impl Array {
     pub fn from_f32(device: &Device, data: &[f32], shape: &[usize]) -> Result<Array> {
         Self::check_len("from_f32", data.len(), shape)?;
         match device {
-            Device::Cpu => Ok(Self::cpu(
-                data.iter().map(|&x| x as f64).collect(),
-                shape,
-                DType::F32,
-            )),
+            Device::Cpu => Ok(Self::cpu(data.iter().map(|&x| x as f64).collect(), shape, DType::F32)),
             Device::Gpu(g) => {
                 let buf = g.upload(bytemuck::cast_slice(data), "from_f32", shape)?;
-                Ok(Array {
-                    storage: Storage::Gpu(Arc::new(buf)),
-                    shape: shape.to_vec(),
-                    dtype: DType::F32,
-                })
+                Ok(Array { storage: Storage::Gpu(Arc::new(buf)), shape: shape.to_vec(), dtype: DType::F32 })
             }
         }
     }
@@ -66,29 +55,17 @@ impl Array {
         Self::check_len("from_f64", data.len(), shape)?;
         match device {
             Device::Cpu => Ok(Self::cpu(data.to_vec(), shape, DType::F32)),
-            Device::Gpu(_) => Self::from_f32(
-                device,
-                &data.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-                shape,
-            ),
+            Device::Gpu(_) => Self::from_f32(device, &data.iter().map(|&x| x as f32).collect::<Vec<_>>(), shape),
         }
     }
 
     pub fn from_u32(device: &Device, data: &[u32], shape: &[usize]) -> Result<Array> {
         Self::check_len("from_u32", data.len(), shape)?;
         match device {
-            Device::Cpu => Ok(Self::cpu(
-                data.iter().map(|&x| x as f64).collect(),
-                shape,
-                DType::U32,
-            )),
+            Device::Cpu => Ok(Self::cpu(data.iter().map(|&x| x as f64).collect(), shape, DType::U32)),
             Device::Gpu(g) => {
                 let buf = g.upload(bytemuck::cast_slice(data), "from_u32", shape)?;
-                Ok(Array {
-                    storage: Storage::Gpu(Arc::new(buf)),
-                    shape: shape.to_vec(),
-                    dtype: DType::U32,
-                })
+                Ok(Array { storage: Storage::Gpu(Arc::new(buf)), shape: shape.to_vec(), dtype: DType::U32 })
             }
         }
     }
@@ -96,11 +73,7 @@ impl Array {
     pub fn from_f16(device: &Device, data: &[half::f16], shape: &[usize]) -> Result<Array> {
         Self::check_len("from_f16", data.len(), shape)?;
         match device {
-            Device::Cpu => Ok(Self::cpu(
-                data.iter().map(|x| x.to_f64()).collect(),
-                shape,
-                DType::F16,
-            )),
+            Device::Cpu => Ok(Self::cpu(data.iter().map(|x| x.to_f64()).collect(), shape, DType::F16)),
             Device::Gpu(g) => {
                 if !g.caps().f16 {
                     return Err(DeviceError::Unsupported {
@@ -109,11 +82,7 @@ impl Array {
                     });
                 }
                 let buf = g.upload(bytemuck::cast_slice(data), "from_f16", shape)?;
-                Ok(Array {
-                    storage: Storage::Gpu(Arc::new(buf)),
-                    shape: shape.to_vec(),
-                    dtype: DType::F16,
-                })
+                Ok(Array { storage: Storage::Gpu(Arc::new(buf)), shape: shape.to_vec(), dtype: DType::F16 })
             }
         }
     }
@@ -121,11 +90,7 @@ impl Array {
     /// A CPU array from f64 values (the reference device's native form).
     pub fn cpu(data: Vec<f64>, shape: &[usize], dtype: DType) -> Array {
         debug_assert_eq!(data.len(), numel(shape));
-        Array {
-            storage: Storage::Cpu(Arc::new(RwLock::new(data))),
-            shape: shape.to_vec(),
-            dtype,
-        }
+        Array { storage: Storage::Cpu(Arc::new(RwLock::new(data))), shape: shape.to_vec(), dtype }
     }
 
     /// An array of `value` everywhere.
@@ -139,12 +104,7 @@ impl Array {
 
     /// An output array whose contents are undefined until a kernel writes them (filled with
     /// NaN when the device poisons outputs). `kernel` names the request in errors.
-    pub fn empty(
-        device: &Device,
-        shape: &[usize],
-        dtype: DType,
-        kernel: &'static str,
-    ) -> Result<Array> {
+    pub fn empty(device: &Device, shape: &[usize], dtype: DType, kernel: &'static str) -> Result<Array> {
         match device {
             Device::Cpu => Ok(Self::cpu(vec![f64::NAN; numel(shape)], shape, dtype)),
             Device::Gpu(g) => {
@@ -153,11 +113,7 @@ impl Array {
                 if g.poison_outputs() {
                     crate::kernels::fill::fill_words(g, &buf, buf.capacity() / 4, POISON_BITS)?;
                 }
-                Ok(Array {
-                    storage: Storage::Gpu(Arc::new(buf)),
-                    shape: shape.to_vec(),
-                    dtype,
-                })
+                Ok(Array { storage: Storage::Gpu(Arc::new(buf)), shape: shape.to_vec(), dtype })
             }
         }
     }
@@ -199,12 +155,7 @@ impl Array {
 
     /// The GPU buffer; `kernel` names the caller in the error if the array is on the CPU.
     pub fn expect_gpu(&self, kernel: &'static str) -> Result<&GpuBuffer> {
-        self.gpu_buffer()
-            .ok_or_else(|| DeviceError::DeviceMismatch {
-                kernel,
-                left: "gpu".into(),
-                right: "cpu".into(),
-            })
+        self.gpu_buffer().ok_or_else(|| DeviceError::DeviceMismatch { kernel, left: "gpu".into(), right: "cpu".into() })
     }
 
     /// Read access to a CPU array's values (panics on a GPU array: use `to_f64_vec`).
@@ -238,33 +189,20 @@ impl Array {
         if numel(shape) != self.numel() {
             return Err(DeviceError::Shape {
                 kernel: "reshape",
-                detail: format!(
-                    "cannot reshape {:?} ({} elements) to {shape:?}",
-                    self.shape,
-                    self.numel()
-                ),
+                detail: format!("cannot reshape {:?} ({} elements) to {shape:?}", self.shape, self.numel()),
             });
         }
-        Ok(Array {
-            storage: self.storage.clone(),
-            shape: shape.to_vec(),
-            dtype: self.dtype,
-        })
+        Ok(Array { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype })
     }
 
     /// Same storage read as another dtype of the same size (e.g. u32 indices kept in an f32 slot).
     pub fn with_dtype(&self, dtype: DType) -> Array {
-        Array {
-            storage: self.storage.clone(),
-            shape: self.shape.clone(),
-            dtype,
-        }
+        Array { storage: self.storage.clone(), shape: self.shape.clone(), dtype }
     }
 
     fn gpu_bytes(&self) -> Result<Vec<u8>> {
         let buf = self.expect_gpu("readback")?;
-        buf.context()
-            .read(buf, (self.numel() * self.dtype.size()) as u64)
+        buf.context().read(buf, (self.numel() * self.dtype.size()) as u64)
     }
 
     /// Values as f64. Reading a GPU array submits recorded work and waits once.
@@ -274,18 +212,15 @@ impl Array {
             Storage::Gpu(_) => {
                 let bytes = self.gpu_bytes()?;
                 Ok(match self.dtype {
-                    DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&bytes)
-                        .into_iter()
-                        .map(|x| x as f64)
-                        .collect(),
-                    DType::U32 => bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)
-                        .into_iter()
-                        .map(|x| x as f64)
-                        .collect(),
-                    DType::F16 => bytes
-                        .chunks_exact(2)
-                        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-                        .collect(),
+                    DType::F32 => {
+                        bytemuck::pod_collect_to_vec::<u8, f32>(&bytes).into_iter().map(|x| x as f64).collect()
+                    }
+                    DType::U32 => {
+                        bytemuck::pod_collect_to_vec::<u8, u32>(&bytes).into_iter().map(|x| x as f64).collect()
+                    }
+                    DType::F16 => {
+                        bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect()
+                    }
                 })
             }
         }
@@ -324,27 +259,16 @@ impl Array {
         match self.dtype {
             DType::U32 => Array::from_u32(device, &self.to_u32_vec()?, &self.shape),
             DType::F16 if device.is_gpu() => {
-                let v: Vec<half::f16> = self
-                    .to_f64_vec()?
-                    .into_iter()
-                    .map(half::f16::from_f64)
-                    .collect();
+                let v: Vec<half::f16> = self.to_f64_vec()?.into_iter().map(half::f16::from_f64).collect();
                 Array::from_f16(device, &v, &self.shape)
             }
-            _ => Array::from_f64(device, &self.to_f64_vec()?, &self.shape)
-                .map(|a| a.with_dtype(self.dtype)),
+            _ => Array::from_f64(device, &self.to_f64_vec()?, &self.shape).map(|a| a.with_dtype(self.dtype)),
         }
     }
 }
 
 impl std::fmt::Debug for Array {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Array({:?}, {}, {:?})",
-            self.shape,
-            self.dtype,
-            self.device()
-        )
+        write!(f, "Array({:?}, {}, {:?})", self.shape, self.dtype, self.device())
     }
 }

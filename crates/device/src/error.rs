@@ -5,37 +5,19 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DeviceError {
     #[error("{kernel}: shape error: {detail}")]
-    Shape {
-        kernel: &'static str,
-        detail: String,
-    },
+    Shape { kernel: &'static str, detail: String },
     #[error("{kernel}: dtype error: {detail}")]
-    DType {
-        kernel: &'static str,
-        detail: String,
-    },
+    DType { kernel: &'static str, detail: String },
     #[error("{kernel}: arrays live on different devices ({left} vs {right})")]
-    DeviceMismatch {
-        kernel: &'static str,
-        left: String,
-        right: String,
-    },
+    DeviceMismatch { kernel: &'static str, left: String, right: String },
     #[error("{kernel}: buffer of {bytes} bytes exceeds the adapter's limit of {limit} bytes (shape {shape:?})")]
-    TooLarge {
-        kernel: &'static str,
-        bytes: u64,
-        limit: u64,
-        shape: Vec<usize>,
-    },
+    TooLarge { kernel: &'static str, bytes: u64, limit: u64, shape: Vec<usize> },
     #[error("{kernel}: out of GPU memory allocating {bytes} bytes")]
     OutOfMemory { kernel: &'static str, bytes: u64 },
     #[error("no GPU adapter found{detail} (install a Vulkan driver, e.g. Mesa's lavapipe: `apt-get install mesa-vulkan-drivers`)")]
     NoAdapter { detail: String },
     #[error("{kernel}: not supported on this adapter: {detail}")]
-    Unsupported {
-        kernel: &'static str,
-        detail: String,
-    },
+    Unsupported { kernel: &'static str, detail: String },
     #[error("{context}: wgpu error: {message}")]
     Wgpu { context: String, message: String },
 }
@@ -44,8 +26,5 @@ pub type Result<T, E = DeviceError> = std::result::Result<T, E>;
 
 /// Shorthand for a shape error naming the kernel.
 pub fn shape_err<T>(kernel: &'static str, detail: impl Into<String>) -> Result<T> {
-    Err(DeviceError::Shape {
-        kernel,
-        detail: detail.into(),
-    })
+    Err(DeviceError::Shape { kernel, detail: detail.into() })
 }

@@ -65,20 +65,11 @@ pub const F16_TOL: f64 = 1e-3;
 /// of `tol` times the largest |want| (so values near zero are judged on the array's scale).
 /// Fails on any NaN, including an unwritten poisoned output.
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: {} values, expected {}",
-        got.len(),
-        want.len()
-    );
+    assert_eq!(got.len(), want.len(), "{what}: {} values, expected {}", got.len(), want.len());
     let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let bound = tol * (w.abs() + scale);
         let err = (g - w).abs();
-        assert!(
-            err <= bound,
-            "{what}: element {i}: got {g}, expected {w} (|error| {err:.3e} > bound {bound:.3e})"
-        );
+        assert!(err <= bound, "{what}: element {i}: got {g}, expected {w} (|error| {err:.3e} > bound {bound:.3e})");
     }
 }

@@ -25,12 +25,7 @@ fn unary_ops_match_reference() {
         let xg = Array::from_f32(&g, &x, &[10, 100]).unwrap();
         let got = unary(op, &xg).unwrap().to_f64_vec().unwrap();
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        assert_close(
-            &format!("{op:?}"),
-            &got,
-            &reference::unary(op, &x64),
-            F32_TOL,
-        );
+        assert_close(&format!("{op:?}"), &got, &reference::unary(op, &x64), F32_TOL);
     }
 }
 
@@ -48,12 +43,7 @@ fn unary_grads_match_reference() {
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let y64 = reference::unary(op, &x64);
         let g64: Vec<f64> = up.iter().map(|&v| v as f64).collect();
-        assert_close(
-            &format!("{op:?} grad"),
-            &got,
-            &reference::unary_grad(op, &x64, &y64, &g64),
-            F32_TOL,
-        );
+        assert_close(&format!("{op:?} grad"), &got, &reference::unary_grad(op, &x64, &y64, &g64), F32_TOL);
     }
 }
 
@@ -103,10 +93,7 @@ fn binary_ops_with_a_scalar_on_either_side() {
     for op in BinaryOp::ALL {
         for side in [ScalarSide::Right, ScalarSide::Left] {
             let s = 0.75f32;
-            let got = binary_scalar(op, &ag, s, side)
-                .unwrap()
-                .to_f64_vec()
-                .unwrap();
+            let got = binary_scalar(op, &ag, s, side).unwrap().to_f64_vec().unwrap();
             assert_close(
                 &format!("{op:?} {side:?}"),
                 &got,
@@ -123,10 +110,7 @@ fn mismatched_shapes_are_an_error_naming_the_kernel() {
     let a = Array::from_f32(&g, &[1.0; 6], &[2, 3]).unwrap();
     let b = Array::from_f32(&g, &[1.0; 8], &[2, 4]).unwrap();
     let err = binary(BinaryOp::Add, &a, &b).unwrap_err().to_string();
-    assert!(
-        err.contains("add") && err.contains("[2, 3]") && err.contains("[2, 4]"),
-        "{err}"
-    );
+    assert!(err.contains("add") && err.contains("[2, 3]") && err.contains("[2, 4]"), "{err}");
 }
 
 #[test]
@@ -146,10 +130,7 @@ fn a_large_array_spans_a_two_dimensional_grid() {
     let g = gpu();
     let n = 65535 * 256 + 1000;
     let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.001 + 0.1).collect();
-    let y = unary(UnaryOp::Neg, &Array::from_f32(&g, &x, &[n]).unwrap())
-        .unwrap()
-        .to_f32_vec()
-        .unwrap();
+    let y = unary(UnaryOp::Neg, &Array::from_f32(&g, &x, &[n]).unwrap()).unwrap().to_f32_vec().unwrap();
     assert_eq!(y[n - 1], -x[n - 1]);
     assert_eq!(y[12345], -x[12345]);
 }

@@ -44,9 +44,7 @@ pub(crate) fn enumerate(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 }
 
 pub(crate) fn coop_f16_supported(adapter: &wgpu::Adapter) -> bool {
-    adapter
-        .features()
-        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
         && adapter.cooperative_matrix_properties().iter().any(|c| {
             c.m_size == 16
                 && c.n_size == 16
@@ -56,11 +54,7 @@ pub(crate) fn coop_f16_supported(adapter: &wgpu::Adapter) -> bool {
         })
 }
 
-pub(crate) fn caps_of(
-    adapter: &wgpu::Adapter,
-    features: wgpu::Features,
-    limits: &wgpu::Limits,
-) -> Caps {
+pub(crate) fn caps_of(adapter: &wgpu::Adapter, features: wgpu::Features, limits: &wgpu::Limits) -> Caps {
     let info = adapter.get_info();
     Caps {
         f16: features.contains(wgpu::Features::SHADER_F16),
@@ -107,12 +101,9 @@ pub(crate) fn pick(adapters: Vec<wgpu::Adapter>, want: Option<&str>) -> Result<w
     let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
     if let Some(w) = want {
         let w = w.to_lowercase();
-        return adapters
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&w))
-            .ok_or_else(|| DeviceError::NoAdapter {
-                detail: format!(" whose name contains {w:?} (adapters: {names:?})"),
-            });
+        return adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&w)).ok_or_else(|| {
+            DeviceError::NoAdapter { detail: format!(" whose name contains {w:?} (adapters: {names:?})") }
+        });
     }
     use wgpu::DeviceType as D;
     let rank = |t: D| match t {
@@ -125,9 +116,7 @@ pub(crate) fn pick(adapters: Vec<wgpu::Adapter>, want: Option<&str>) -> Result<w
     adapters
         .into_iter()
         .min_by_key(|a| rank(a.get_info().device_type))
-        .ok_or(DeviceError::NoAdapter {
-            detail: String::new(),
-        })
+        .ok_or(DeviceError::NoAdapter { detail: String::new() })
 }
 
 /// Features we use when the adapter has them.

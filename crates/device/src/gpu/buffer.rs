@@ -13,11 +13,7 @@ pub struct GpuBuffer {
 impl GpuBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, ctx: Arc<GpuContext>) -> Self {
         ctx.counters.bytes_live.fetch_add(bucket, Relaxed);
-        GpuBuffer {
-            buffer: Some(buffer),
-            bucket,
-            ctx,
-        }
+        GpuBuffer { buffer: Some(buffer), bucket, ctx }
     }
 
     pub fn raw(&self) -> &wgpu::Buffer {

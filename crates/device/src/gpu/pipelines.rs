@@ -16,12 +16,7 @@ macro_rules! shader {
     ($ident:ident, $file:literal) => {
         pub static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
             name: $file,
-            source: include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shaders/",
-                $file,
-                ".wgsl"
-            )),
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl")),
         };
     };
 }
@@ -36,11 +31,7 @@ pub struct Kernel<'a> {
 
 impl<'a> Kernel<'a> {
     pub const fn new(shader: &'static Shader, entry: &'static str) -> Self {
-        Kernel {
-            shader,
-            entry,
-            constants: &[],
-        }
+        Kernel { shader, entry, constants: &[] }
     }
 
     pub fn with(self, constants: &'a [(&'static str, f64)]) -> Self {
@@ -72,12 +63,7 @@ pub(crate) struct PipelineCache {
 }
 
 impl PipelineCache {
-    pub fn get(
-        &self,
-        device: &wgpu::Device,
-        k: &Kernel,
-        compiled: &mut bool,
-    ) -> Result<Arc<CompiledKernel>> {
+    pub fn get(&self, device: &wgpu::Device, k: &Kernel, compiled: &mut bool) -> Result<Arc<CompiledKernel>> {
         let key = k.key();
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
@@ -96,26 +82,16 @@ impl PipelineCache {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(DeviceError::Wgpu {
-                context: format!("compiling {}", k.label()),
-                message: e.to_string(),
-            });
+            return Err(DeviceError::Wgpu { context: format!("compiling {}", k.label()), message: e.to_string() });
         }
         let layout = pipeline.get_bind_group_layout(0);
         let compiled_kernel = Arc::new(CompiledKernel { pipeline, layout });
-        self.pipelines
-            .lock()
-            .unwrap()
-            .insert(key, compiled_kernel.clone());
+        self.pipelines.lock().unwrap().insert(key, compiled_kernel.clone());
         *compiled = true;
         Ok(compiled_kernel)
     }
 
-    fn module(
-        &self,
-        device: &wgpu::Device,
-        shader: &'static Shader,
-    ) -> Result<Arc<wgpu::ShaderModule>> {
+    fn module(&self, device: &wgpu::Device, shader: &'static Shader) -> Result<Arc<wgpu::ShaderModule>> {
         if let Some(m) = self.modules.lock().unwrap().get(shader.name) {
             return Ok(m.clone());
         }
@@ -131,10 +107,7 @@ impl PipelineCache {
             });
         }
         let module = Arc::new(module);
-        self.modules
-            .lock()
-            .unwrap()
-            .insert(shader.name, module.clone());
+        self.modules.lock().unwrap().insert(shader.name, module.clone());
         Ok(module)
     }
 }

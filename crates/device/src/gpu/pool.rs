@@ -28,20 +28,11 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub fn take(&self, bucket: u64) -> Option<wgpu::Buffer> {
-        self.free
-            .lock()
-            .unwrap()
-            .get_mut(&bucket)
-            .and_then(Vec::pop)
+        self.free.lock().unwrap().get_mut(&bucket).and_then(Vec::pop)
     }
 
     pub fn give_back(&self, bucket: u64, buffer: wgpu::Buffer) {
-        self.free
-            .lock()
-            .unwrap()
-            .entry(bucket)
-            .or_default()
-            .push(buffer);
+        self.free.lock().unwrap().entry(bucket).or_default().push(buffer);
     }
 
     /// Drop every cached buffer (called before retrying an allocation that ran out of memory).
@@ -59,24 +50,10 @@ mod tests {
 
     #[test]
     fn buckets_cover_the_request_and_waste_little() {
-        for bytes in [
-            1u64,
-            255,
-            256,
-            257,
-            1000,
-            4096,
-            4097,
-            1 << 20,
-            (1 << 20) + 1,
-            123_456_789,
-        ] {
+        for bytes in [1u64, 255, 256, 257, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
             let b = bucket_size(bytes);
             assert!(b >= bytes, "{bytes} -> {b}");
-            assert!(
-                b - bytes < 256 || (b - bytes) as f64 / bytes as f64 <= 0.125,
-                "{bytes} -> {b}"
-            );
+            assert!(b - bytes < 256 || (b - bytes) as f64 / bytes as f64 <= 0.125, "{bytes} -> {b}");
             assert_eq!(bucket_size(b), b, "a bucket size maps to itself");
         }
     }

@@ -14,11 +14,7 @@ pub fn same_device(kernel: &'static str, arrays: &[&Array]) -> Result<Device> {
     for a in &arrays[1..] {
         let d = a.device();
         if !d.same(&first) {
-            return Err(DeviceError::DeviceMismatch {
-                kernel,
-                left: first.name(),
-                right: d.name(),
-            });
+            return Err(DeviceError::DeviceMismatch { kernel, left: first.name(), right: d.name() });
         }
     }
     Ok(first)
@@ -28,11 +24,7 @@ pub fn require_dtype(kernel: &'static str, a: &Array, dtype: DType) -> Result<()
     if a.dtype() != dtype {
         return Err(DeviceError::DType {
             kernel,
-            detail: format!(
-                "expected {dtype}, got {} (shape {:?})",
-                a.dtype(),
-                a.shape()
-            ),
+            detail: format!("expected {dtype}, got {} (shape {:?})", a.dtype(), a.shape()),
         });
     }
     Ok(())
@@ -48,10 +40,8 @@ pub fn pack_dims(kernel: &'static str, dims: &[usize]) -> Result<[u32; MAX_DIMS]
     }
     let mut out = [1u32; MAX_DIMS];
     for (o, &d) in out.iter_mut().zip(dims) {
-        *o = u32::try_from(d).map_err(|_| DeviceError::Shape {
-            kernel,
-            detail: format!("dimension {d} exceeds u32"),
-        })?;
+        *o = u32::try_from(d)
+            .map_err(|_| DeviceError::Shape { kernel, detail: format!("dimension {d} exceeds u32") })?;
     }
     Ok(out)
 }
@@ -70,25 +60,14 @@ pub fn broadcast_shapes(kernel: &'static str, a: &[usize], b: &[usize]) -> Resul
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
             _ => {
-                return Err(DeviceError::Shape {
-                    kernel,
-                    detail: format!("shapes {a:?} and {b:?} do not broadcast"),
-                });
+                return Err(DeviceError::Shape { kernel, detail: format!("shapes {a:?} and {b:?} do not broadcast") });
             }
         };
     }
@@ -99,15 +78,7 @@ pub fn broadcast_shapes(kernel: &'static str, a: &[usize], b: &[usize]) -> Resul
 pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     let lead = out.len() - shape.len();
     let own = strides(shape);
-    (0..out.len())
-        .map(|i| {
-            if i < lead || shape[i - lead] == 1 {
-                0
-            } else {
-                own[i - lead]
-            }
-        })
-        .collect()
+    (0..out.len()).map(|i| if i < lead || shape[i - lead] == 1 { 0 } else { own[i - lead] }).collect()
 }
 
 /// u32 words as the byte slice a dispatch takes for its parameters.

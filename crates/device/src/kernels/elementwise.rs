@@ -6,9 +6,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::gpu::{grid_1d, GpuContext, Kernel};
-use crate::kernels::common::{
-    broadcast_shapes, broadcast_strides, pack_dims, param_bytes, require_dtype, same_device,
-};
+use crate::kernels::common::{broadcast_shapes, broadcast_strides, pack_dims, param_bytes, require_dtype, same_device};
 
 crate::shader!(ELEMENTWISE, "elementwise");
 
@@ -156,14 +154,7 @@ fn params(n: usize, alpha: f32, ndim: usize, mode: u32, dims: [[u32; 8]; 3]) -> 
     p
 }
 
-fn launch(
-    g: &GpuContext,
-    entry: &'static str,
-    code: u32,
-    p: &[u32],
-    inputs: &[&Array],
-    out: &Array,
-) -> Result<()> {
+fn launch(g: &GpuContext, entry: &'static str, code: u32, p: &[u32], inputs: &[&Array], out: &Array) -> Result<()> {
     let constants = [("OP", code as f64)];
     let kernel = Kernel::new(&ELEMENTWISE, entry).with(&constants);
     let mut bufs: Vec<_> = inputs.iter().map(|a| a.gpu_buffer().unwrap()).collect();
@@ -174,11 +165,7 @@ fn launch(
 pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
     require_dtype("unary", x, DType::F32)?;
     match x.device() {
-        Device::Cpu => Ok(Array::cpu(
-            reference::unary(op, &x.cpu_data()),
-            x.shape(),
-            DType::F32,
-        )),
+        Device::Cpu => Ok(Array::cpu(reference::unary(op, &x.cpu_data()), x.shape(), DType::F32)),
         ref d @ Device::Gpu(ref g) => {
             let out = Array::empty(d, x.shape(), DType::F32, "unary")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
@@ -196,12 +183,7 @@ pub fn unary_grad(op: UnaryOp, x: &Array, y: &Array, grad: &Array) -> Result<Arr
         if a.shape() != x.shape() {
             return crate::error::shape_err(
                 "unary_grad",
-                format!(
-                    "x {:?}, y {:?}, grad {:?} differ",
-                    x.shape(),
-                    y.shape(),
-                    grad.shape()
-                ),
+                format!("x {:?}, y {:?}, grad {:?} differ", x.shape(), y.shape(), grad.shape()),
             );
         }
     }
@@ -228,14 +210,7 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
     match &device {
         Device::Cpu => {
-            let v = reference::binary(
-                op,
-                &a.cpu_data(),
-                a.shape(),
-                &b.cpu_data(),
-                b.shape(),
-                &shape,
-            );
+            let v = reference::binary(op, &a.cpu_data(), a.shape(), &b.cpu_data(), b.shape(), &shape);
             Ok(Array::cpu(v, &shape, DType::F32))
         }
         Device::Gpu(g) => {
@@ -258,11 +233,9 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
 pub fn binary_scalar(op: BinaryOp, a: &Array, s: f32, side: ScalarSide) -> Result<Array> {
     require_dtype(op.name(), a, DType::F32)?;
     match a.device() {
-        Device::Cpu => Ok(Array::cpu(
-            reference::binary_scalar(op, &a.cpu_data(), s as f64, side),
-            a.shape(),
-            DType::F32,
-        )),
+        Device::Cpu => {
+            Ok(Array::cpu(reference::binary_scalar(op, &a.cpu_data(), s as f64, side), a.shape(), DType::F32))
+        }
         ref d @ Device::Gpu(ref g) => {
             let out = Array::empty(d, a.shape(), DType::F32, op.name())?;
             let mode = if side == ScalarSide::Left { 3 } else { 2 };
@@ -282,9 +255,7 @@ pub mod reference {
     pub fn erf(x: f64) -> f64 {
         let a = x.abs();
         let t = 1.0 / (1.0 + 0.3275911 * a);
-        let poly = t
-            * (0.254829592
-                + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
         x.signum() * (1.0 - poly * (-a * a).exp())
     }
 
@@ -352,11 +323,7 @@ pub mod reference {
                 UnaryOp::Cos => -x.sin(),
             }
         };
-        x.iter()
-            .zip(y)
-            .zip(g)
-            .map(|((&x, &y), &g)| g * d(x, y))
-            .collect()
+        x.iter().zip(y).zip(g).map(|((&x, &y), &g)| g * d(x, y)).collect()
     }
 
     pub fn binary_one(op: BinaryOp, a: f64, b: f64) -> f64 {
@@ -377,19 +344,8 @@ pub mod reference {
         }
     }
 
-    pub fn binary(
-        op: BinaryOp,
-        a: &[f64],
-        a_shape: &[usize],
-        b: &[f64],
-        b_shape: &[usize],
-        out: &[usize],
-    ) -> Vec<f64> {
-        let (sa, sb, so) = (
-            broadcast_strides(a_shape, out),
-            broadcast_strides(b_shape, out),
-            strides(out),
-        );
+    pub fn binary(op: BinaryOp, a: &[f64], a_shape: &[usize], b: &[f64], b_shape: &[usize], out: &[usize]) -> Vec<f64> {
+        let (sa, sb, so) = (broadcast_strides(a_shape, out), broadcast_strides(b_shape, out), strides(out));
         let n: usize = out.iter().product();
         (0..n)
             .map(|i| {

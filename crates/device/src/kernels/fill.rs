@@ -12,23 +12,14 @@ crate::shader!(FILL, "fill");
 /// Write `bits` into the first `words` 32-bit words of `buf`.
 pub(crate) fn fill_words(g: &GpuContext, buf: &GpuBuffer, words: u64, bits: u32) -> Result<()> {
     let params = [words as u32, bits, 0, 0];
-    g.dispatch(
-        &Kernel::new(&FILL, "fill"),
-        param_bytes(&params),
-        &[buf],
-        grid_1d(words as usize, 256),
-    )
+    g.dispatch(&Kernel::new(&FILL, "fill"), param_bytes(&params), &[buf], grid_1d(words as usize, 256))
 }
 
 /// An array of `value` everywhere.
 pub fn full(device: &Device, shape: &[usize], dtype: DType, value: f32) -> Result<Array> {
     let n = crate::array::numel(shape);
     match device {
-        Device::Cpu => Ok(Array::cpu(
-            vec![reference::round(dtype, value); n],
-            shape,
-            dtype,
-        )),
+        Device::Cpu => Ok(Array::cpu(vec![reference::round(dtype, value); n], shape, dtype)),
         Device::Gpu(g) => {
             let out = Array::empty(device, shape, dtype, "fill")?;
             let (words, bits) = match dtype {

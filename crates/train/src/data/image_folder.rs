@@ -252,4 +252,3 @@ pub(crate) mod tests {
         assert!(err.contains("a/1.png") && err.contains("decode"), "{err}");
     }
 }
-
