@@ -118,6 +118,18 @@ fn user_errors_are_clear_and_exit_nonzero() {
 }
 
 #[test]
+fn a_sequence_task_trains_from_the_same_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["train", "--dataset", "reverse", "--model", "seq2seq-attn", "--epochs", "1", "--batch-size", "8"];
+    let out = ferrograd(&[&args[..], &["--lengths", "2..3", "--out", "rev", "--device", "cpu"]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("exact match"), "{}", text(&out));
+    for file in ["checkpoint.safetensors", "metrics.csv", "summary.json", "accuracy_by_length.csv"] {
+        assert!(tmp.path().join("rev").join(file).is_file(), "no {file}:\n{}", text(&out));
+    }
+}
+
+#[test]
 fn devices_and_models_list_what_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ferrograd(&["devices"], tmp.path());

@@ -5,8 +5,10 @@ mod devices;
 mod eval;
 mod models;
 mod predict;
+mod sample;
 mod setup;
 mod train;
+mod train_seq;
 mod visualize;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// The most likely classes of an image under a checkpoint
     Predict(predict::PredictArgs),
+    /// Generate text from a character language model checkpoint
+    Sample(sample::SampleArgs),
     /// ZFNet's tools: first-layer filters, feature maps and occlusion sensitivity as PNG
     Visualize(visualize::VisualizeArgs),
     /// List GPU adapters with their backend, driver and capabilities
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Visualize(args)) => visualize::run(args),
+        Some(Command::Sample(args)) => sample::run(args),
         None => train::run(train::TrainArgs::default()),
     }
 }

@@ -44,9 +44,13 @@ pub struct TrainArgs {
     /// Model name (`ferrograd models` lists them)
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// mnist, fashion-mnist, cifar10, or folder (with --data-dir ROOT holding train/ and test/)
+    /// mnist, fashion-mnist, cifar10, folder (with --data-dir ROOT holding train/ and test/);
+    /// sequence tasks: shakespeare, seq-mnist, reverse, sort, addition, copy
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
+    /// Sequence lengths of the synthetic seq2seq tasks, MIN..MAX
+    #[arg(long, default_value = "1..10")]
+    pub lengths: String,
     /// Where the data set is, when not where it is found without flags
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -166,6 +170,9 @@ fn schedule(kind: ScheduleKind, lr: f64, total_steps: usize) -> Box<dyn LrSchedu
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if super::train_seq::handles(&args.dataset) {
+        return super::train_seq::run(args);
+    }
     let device = open_device(&args.device)?;
     let kind = ImageDatasetKind::parse(&args.dataset)?;
     let data_dir = args.data_dir.as_deref();

@@ -11,7 +11,8 @@ use ferrograd_train::metrics::read_metrics;
 use ferrograd_train::seq::attention_map_png;
 use ferrograd_train::seq::char_lm::{plot_comparison, sample, train_char_lm, CharLmConfig};
 use ferrograd_train::seq::seq2seq_tasks::{
-    length_sweep_plot, load_task_model, train_seq2seq_task, LengthAccuracy, Seq2SeqTaskConfig, TaskModelKind,
+    attention_map_for_checkpoint, length_sweep_plot, load_task_model, train_seq2seq_task, LengthAccuracy,
+    Seq2SeqTaskConfig, TaskModelKind,
 };
 use ferrograd_train::seq::seq_mnist::{train_seq_mnist, SeqMnistConfig};
 use ferrograd_train::trainer::{CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE};
@@ -109,6 +110,13 @@ fn seq2seq_with_attention_learns_to_reverse() {
     attention_map_png(&w, &labels(&b.src), &labels(&b.tgt_in), &png).unwrap();
     assert!(inked(&png) > 500);
     assert!(attention_map_png(&w[..3], &labels(&b.src), &labels(&b.tgt_in), &png).is_err());
+
+    // the library call behind `ferrograd visualize` for a seq2seq checkpoint
+    let map = dir.path().join("map.png");
+    let ckpt = dir.path().join(CHECKPOINT_FILE);
+    assert_eq!(attention_map_for_checkpoint(&ckpt, "90817", &map, &device).unwrap(), "71809");
+    assert!(inked(&map) > 500);
+    assert!(attention_map_for_checkpoint(&ckpt, "12a", &map, &device).unwrap_err().to_string().contains("'a'"));
 }
 
 #[test]

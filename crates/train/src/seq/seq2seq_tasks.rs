@@ -1,15 +1,16 @@
 //! Seq2Seq, Seq2Seq with attention, and a small Transformer on the synthetic tasks of
 //! [`crate::data::seq2seq`] (reverse, sort, addition, copy). Every step draws a fresh batch
-//! with source lengths from `train_lengths`; the loss is the cross-entropy of the teacher-forced
+//! of one source length drawn from `train_lengths`; the loss is the cross-entropy of the teacher-forced
 //! decoder, PAD positions excluded. Evaluation decodes greedily and counts an example right
 //! only when the whole output (target, then EOS) matches: exact-match accuracy, by length.
 //! Outputs in `out_dir`: `metrics.csv` (`test_acc` = exact match over the evaluation lengths),
 //! `loss.png`, `accuracy.png`, `accuracy_by_length.csv`, `checkpoint.safetensors` (sizes and
 //! task in the metadata), `summary.json`.
 
+use super::attention_map_png;
 use super::meta_value;
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::data::seq2seq::{Example, Seq2SeqBatch, Task, BOS, EOS, PAD, VOCAB_SIZE};
+use crate::data::seq2seq::{decode, Example, Seq2SeqBatch, Task, BOS, DIGIT0, EOS, PAD, VOCAB, VOCAB_SIZE};
 use crate::error::{Result, TrainError};
 use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::{draw_line_chart, plot_training_curves, LineChart, Series};
@@ -281,6 +282,13 @@ fn masked_loss(logits: &Tensor, targets: &[u32], device: &Device) -> Result<Tens
     Ok(per_token.mul(&keep)?.sum_all()?.div_scalar(count)?)
 }
 
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Whether a decoded row is the target followed by EOS.
 fn exact(decoded: &[u32], target: &[u32]) -> bool {
     decoded.len() > target.len() && decoded[..target.len()] == *target && decoded[target.len()] == EOS
@@ -353,11 +361,12 @@ pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result
         let (mut epoch_sum, mut epoch_steps) = (0.0, 0usize);
         let (mut window, mut window_steps) = (None::<Tensor>, 0usize);
         for i in 0..config.steps_per_epoch {
-            let examples = config.task.generate(
-                config.batch_size,
-                config.train_lengths.clone(),
-                config.seed.wrapping_mul(1_000_003).wrapping_add(step),
-            )?;
+            // one length per batch: no padding, so the GRU encoder's final state (which reads
+            // padding too) sees in training what it sees at evaluation
+            let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(step);
+            let (lo, hi) = (*config.train_lengths.start(), *config.train_lengths.end());
+            let len = lo + (splitmix(seed) % (hi.saturating_sub(lo) as u64 + 1)) as usize;
+            let examples = config.task.generate(config.batch_size, len..=len, seed)?;
             let b = Seq2SeqBatch::new(&examples);
             let src = Tensor::from_u32(device, &b.src, &[b.batch, b.src_len])?;
             let tgt_in = Tensor::from_u32(device, &b.tgt_in, &[b.batch, b.tgt_len])?;
@@ -501,6 +510,39 @@ pub fn load_task_model(path: &Path, device: &Device) -> Result<(TaskModel, TaskM
     model.module().load_state_dict(&ck.arrays, true)?;
     model.module().eval();
     Ok((model, kind, task))
+}
+
+/// Decodes `source` (digits, and `+` for addition) greedily with the model of `checkpoint`
+/// and draws the attention of each output step over the source at `path` (rows: the tokens
+/// produced, `$` for EOS). Returns the decoded output. Seq2Seq without attention has no map.
+pub fn attention_map_for_checkpoint(checkpoint: &Path, source: &str, path: &Path, device: &Device) -> Result<String> {
+    let (model, kind, _) = load_task_model(checkpoint, device)?;
+    let src = source
+        .chars()
+        .map(|c| match VOCAB.iter().position(|&v| v == c) {
+            Some(i) if i as u32 >= DIGIT0 => Ok(i as u32),
+            _ => Err(TrainError::Config(format!("source character {c:?} is not a digit or '+'"))),
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    if src.is_empty() {
+        return Err(TrainError::Config("the source is empty".into()));
+    }
+    let s = src.len();
+    let src_t = Tensor::from_u32(device, &src, &[1, s])?;
+    let decoded = model.greedy_decode(&src_t, 2 * s + 2, &[s])?.to_vec_u32()?;
+    let n = decoded.iter().position(|&t| t == EOS).map_or(decoded.len(), |p| p + 1);
+    let out = &decoded[..n];
+    let tgt_in: Vec<u32> = std::iter::once(BOS).chain(out[..n - 1].iter().copied()).collect();
+    let tgt_t = Tensor::from_u32(device, &tgt_in, &[1, n])?;
+    let weights = model
+        .attention_weights(&src_t, &tgt_t, &[s])?
+        .ok_or_else(|| TrainError::Config(format!("{} has no attention to draw", kind.name())))?
+        .to_vec()?;
+    let label = |t: &u32| VOCAB.get(*t as usize).copied().unwrap_or('?').to_string();
+    let (src_labels, out_labels): (Vec<String>, Vec<String>) =
+        (src.iter().map(label).collect(), out.iter().map(label).collect());
+    attention_map_png(&weights, &src_labels, &out_labels, path)?;
+    Ok(decode(out))
 }
 
 /// Exact-match accuracy against source length, one line per model (`(label, results)`).

@@ -1,0 +1,88 @@
+//! `ferrograd train` for the sequence tasks: a character language model on a text
+//! (`--dataset shakespeare --model lstm|gru|rnn`), row-by-row MNIST (`--dataset seq-mnist
+//! --model lstm|gru`), and the synthetic seq2seq tasks (`--dataset reverse|sort|addition|copy
+//! --model seq2seq|seq2seq-attn|transformer --lengths 1..10`).
+
+use super::setup::open_device;
+use super::train::TrainArgs;
+use anyhow::Context;
+use ferrograd_train::data::locate::find_tiny_shakespeare;
+use ferrograd_train::data::seq2seq::Task;
+use ferrograd_train::data::text::CharCorpus;
+use ferrograd_train::seq::char_lm::{train_char_lm, CharLmConfig};
+use ferrograd_train::seq::parse_cell;
+use ferrograd_train::seq::seq2seq_tasks::{train_seq2seq_task, Seq2SeqTaskConfig, TaskModelKind};
+use ferrograd_train::seq::seq_mnist::{train_seq_mnist, SeqMnistConfig};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+/// Whether `--dataset` names a sequence task this file trains.
+pub fn handles(dataset: &str) -> bool {
+    is_text(dataset) || dataset == "seq-mnist" || Task::parse(dataset).is_ok()
+}
+
+fn is_text(dataset: &str) -> bool {
+    matches!(dataset, "shakespeare" | "tinyshakespeare" | "text")
+}
+
+fn parse_lengths(s: &str) -> anyhow::Result<RangeInclusive<usize>> {
+    let (lo, hi) = s.split_once("..").unwrap_or((s, s));
+    let parse = |v: &str| v.trim().parse::<usize>().with_context(|| format!("--lengths {s:?}: expected MIN..MAX"));
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    anyhow::ensure!(1 <= lo && lo <= hi, "--lengths {s:?}: need 1 <= MIN <= MAX");
+    Ok(lo..=hi)
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let device = open_device(&args.device)?;
+    let out =
+        args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.model, args.dataset)));
+    let model = if args.model == "lenet5" { "lstm".to_string() } else { args.model.clone() };
+    if is_text(&args.dataset) {
+        let path = match &args.data_dir {
+            Some(p) => p.clone(),
+            None => find_tiny_shakespeare().context("Tiny Shakespeare not found in data/; pass --data-dir FILE")?,
+        };
+        let corpus = CharCorpus::load(&path, 0.1)?;
+        let mut cfg = CharLmConfig::new(parse_cell(&model)?, &out);
+        cfg.dataset_name = args.dataset.clone();
+        cfg.seed = args.seed;
+        cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+        cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
+        cfg.lr = args.lr.unwrap_or(cfg.lr);
+        cfg.clip_grad_norm = args.clip_grad_norm.or(cfg.clip_grad_norm);
+        let report = train_char_lm(&corpus, &cfg, &device)?;
+        let last = report.val_loss.last().copied().unwrap_or(f64::NAN);
+        println!("done: validation loss {last:.3} nats/char; outputs in {}", report.out_dir.display());
+    } else if args.dataset == "seq-mnist" {
+        let mut cfg = SeqMnistConfig::new(parse_cell(&model)?, &out);
+        cfg.seed = args.seed;
+        cfg.data_dir = args.data_dir.clone();
+        cfg.train_limit = args.limit;
+        cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+        cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
+        cfg.lr = args.lr.unwrap_or(cfg.lr);
+        cfg.clip_grad_norm = args.clip_grad_norm.or(cfg.clip_grad_norm);
+        let summary = train_seq_mnist(&cfg, &device)?;
+        println!(
+            "done: test accuracy {:.2}%; outputs in {}",
+            summary.test_accuracy.unwrap_or(f64::NAN) * 100.0,
+            out.display()
+        );
+    } else {
+        let task = Task::parse(&args.dataset)?;
+        let kind = TaskModelKind::parse(if model == "lstm" { "seq2seq-attn" } else { &model })?;
+        let mut cfg = Seq2SeqTaskConfig::new(task, kind, parse_lengths(&args.lengths)?, &out);
+        cfg.seed = args.seed;
+        cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+        cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
+        cfg.lr = args.lr.unwrap_or(cfg.lr);
+        cfg.clip_grad_norm = args.clip_grad_norm.or(cfg.clip_grad_norm);
+        let (_, report) = train_seq2seq_task(&cfg, &device)?;
+        for l in &report.accuracy_by_length {
+            println!("length {:>3}: exact match {:.1}%", l.length, l.exact_match * 100.0);
+        }
+        println!("outputs in {}", report.out_dir.display());
+    }
+    Ok(())
+}
