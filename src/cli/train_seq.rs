@@ -37,7 +37,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = open_device(&args.device)?;
     let out =
         args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.model, args.dataset)));
-    let model = if args.model == "lenet5" { "lstm".to_string() } else { args.model.clone() };
+    // `--model` left at the image default picks each task's usual model.
+    let default_model = args.model == "lenet5";
+    let model = if default_model { "lstm".to_string() } else { args.model.clone() };
     if is_text(&args.dataset) {
         let path = match &args.data_dir {
             Some(p) => p.clone(),
@@ -71,7 +73,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     } else {
         let task = Task::parse(&args.dataset)?;
-        let kind = TaskModelKind::parse(if model == "lstm" { "seq2seq-attn" } else { &model })?;
+        let kind = TaskModelKind::parse(if default_model { "seq2seq-attn" } else { &model })?;
         let mut cfg = Seq2SeqTaskConfig::new(task, kind, parse_lengths(&args.lengths)?, &out);
         cfg.seed = args.seed;
         cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
