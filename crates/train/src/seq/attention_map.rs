@@ -4,19 +4,9 @@
 
 use crate::error::{Result, TrainError};
 use crate::grid::{color, Colormap};
+use crate::plot::{register_embedded_font, FONT};
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 use std::path::Path;
-use std::sync::Once;
-
-const FONT: &str = "sans-serif";
-
-fn register_embedded_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
-    });
-}
 
 /// Writes `weights` (row-major `[Lq, Lk]`, Lq = `tgt_tokens.len()`, Lk = `src_tokens.len()`)
 /// as a labelled heat map at `path`.
