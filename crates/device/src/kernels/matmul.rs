@@ -18,8 +18,9 @@ use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, DeviceError, Result};
-use crate::gpu::{grid_1d, Caps, GpuBuffer, GpuContext, Kernel, Shader};
+use crate::gpu::{Caps, GpuBuffer, GpuContext, Kernel, Shader};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use crate::kernels::copy::cast;
 use std::sync::Arc;
 
 const NAME: &str = "matmul";
@@ -36,7 +37,7 @@ pub static MATMUL: Shader = Shader {
     source: concat!(wgsl!("matmul"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
 };
 
-/// The tile kernels with f16 inputs, and the f32 -> f16 cast (needs `SHADER_F16`).
+/// The tile kernels with f16 inputs (needs `SHADER_F16`).
 pub static MATMUL_F16: Shader = Shader {
     name: "matmul_f16",
     source: concat!(wgsl!("matmul_f16"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
@@ -252,7 +253,7 @@ pub fn matmul_using(
             };
             let (a, b) = match precision {
                 Precision::F32 => (a.clone(), b.clone()),
-                Precision::Mixed => (cast_f16(g, &device, a)?, cast_f16(g, &device, b)?),
+                Precision::Mixed => (cast(a, DType::F16)?, cast(b, DType::F16)?),
             };
             let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
             launch(g, shader, variant, &p, bufs, ubo)?;
@@ -276,16 +277,6 @@ fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: 
     let (start, len) = if p.a_stride == 0 { (0, p.m * p.k) } else { (b0 * p.a_stride, nb * p.a_stride) };
     g.copy(a, (start * 4) as u64, &buffer, 0, (len * 4) as u64);
     Ok(buffer)
-}
-
-/// `x` rounded to f16 on the GPU (a new F16 array of the same shape).
-fn cast_f16(g: &GpuContext, device: &Device, x: &Array) -> Result<Array> {
-    let out = Array::empty(device, x.shape(), DType::F16, NAME)?;
-    let n = u32_of(x.numel(), x.shape())?;
-    let p = [n, 0, 0, 0, 0, 0, 0, 0];
-    let bufs = [x.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
-    g.dispatch(&Kernel::new(&MATMUL_F16, "cast_f16"), param_bytes(&p), &bufs, grid_1d(x.numel(), 256))?;
-    Ok(out)
 }
 
 fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
