@@ -148,10 +148,27 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
             Dtype::F16 => {
                 Array::from_f16(device, &from_le_chunks::<2, half::f16>(data, half::f16::from_le_bytes), &shape)?
             }
+            // what PyTorch writes: f64 and bf16 weights, i64 counters (BatchNorm's num_batches_tracked)
+            Dtype::F64 => {
+                let values = from_le_chunks::<8, f64>(data, f64::from_le_bytes);
+                Array::from_f32(device, &values.iter().map(|&v| v as f32).collect::<Vec<_>>(), &shape)?
+            }
+            Dtype::BF16 => {
+                let values = from_le_chunks::<2, half::bf16>(data, half::bf16::from_le_bytes);
+                Array::from_f32(device, &values.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), &shape)?
+            }
+            Dtype::I64 => {
+                let values = from_le_chunks::<8, i64>(data, i64::from_le_bytes);
+                let narrowed = values.iter().map(|&v| u32::try_from(v)).collect::<std::result::Result<Vec<_>, _>>();
+                let narrowed = narrowed.map_err(|_| {
+                    TrainError::format(path, format!("array {name} (i64) holds values outside 0..=u32::MAX"))
+                })?;
+                Array::from_u32(device, &narrowed, &shape)?
+            }
             other => {
                 return Err(TrainError::format(
                     path,
-                    format!("array {name} has dtype {other:?}; f32, f16 and u32 load"),
+                    format!("array {name} has dtype {other:?}; f32, f16, bf16, f64, u32 and i64 load"),
                 ))
             }
         };
@@ -319,6 +336,36 @@ mod tests {
         assert!(err.contains("1 missing from the checkpoint: fc2.weight"), "{err}");
         assert!(err.contains("1 in the checkpoint but not the model: half"), "{err}");
         assert!(err.contains("fc.weight: checkpoint [2, 3], model [3, 2]"), "{err}");
+    }
+
+    /// A file as PyTorch writes one: f64 and bf16 weights, an i64 counter.
+    fn torch_style_file(path: &Path, counter: i64) {
+        let f64s: Vec<u8> = [0.5f64, -1.25].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bf16s: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect();
+        let i64s = counter.to_le_bytes().to_vec();
+        let views = [
+            ("w", TensorView::new(Dtype::F64, vec![2], &f64s).unwrap()),
+            ("b", TensorView::new(Dtype::BF16, vec![2], &bf16s).unwrap()),
+            ("bn.num_batches_tracked", TensorView::new(Dtype::I64, vec![], &i64s).unwrap()),
+        ];
+        std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn pytorch_dtypes_load_as_f32_and_u32() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("torch.safetensors");
+        torch_style_file(&path, 7);
+        let ck = load(&path, &Device::cpu()).unwrap();
+        let w = ck.get("w").unwrap();
+        assert_eq!((w.dtype(), w.to_f64_vec().unwrap()), (DType::F32, vec![0.5, -1.25]));
+        assert_eq!(ck.get("b").unwrap().to_f64_vec().unwrap(), vec![1.5, -2.0]);
+        let n = ck.get("bn.num_batches_tracked").unwrap();
+        assert_eq!((n.dtype(), n.shape(), n.to_u32_vec().unwrap()), (DType::U32, &[][..], vec![7]));
+
+        torch_style_file(&path, -3);
+        let err = load(&path, &Device::cpu()).unwrap_err().to_string();
+        assert!(err.contains("torch.safetensors") && err.contains("bn.num_batches_tracked"), "{err}");
     }
 
     #[test]
