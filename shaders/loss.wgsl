@@ -39,7 +39,8 @@ fn row_combine(t: u32, v: f32, is_max: bool) -> f32 {
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> log_probs: array<f32>;
 
-// One workgroup per sample: log-softmax of its row, then its loss.
+// One workgroup per sample: log-softmax of its row, then its loss. (`forward_rows` below: a
+// thread per sample, for short rows and CPU adapters; see `row_schedule` in softmax.rs.)
 @compute @workgroup_size(256)
 fn forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -76,6 +77,37 @@ fn forward(
         } else {
             loss[row] = bitcast<f32>(P.nan_bits);
         }
+    }
+}
+
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.x + gid.y * nwg.x * 64u;
+    if (row >= P.rows) {
+        return;
+    }
+    let base = row * P.cols;
+    var m = logits[base];
+    for (var c = 1u; c < P.cols; c = c + 1u) {
+        m = max(m, logits[base + c]);
+    }
+    var s = 0.0;
+    for (var c = 0u; c < P.cols; c = c + 1u) {
+        s = s + exp(logits[base + c] - m);
+    }
+    let lse = m + log(s);
+    var sum_lp = 0.0;
+    for (var c = 0u; c < P.cols; c = c + 1u) {
+        let lp = logits[base + c] - lse;
+        log_probs[base + c] = lp;
+        sum_lp = sum_lp + lp;
+    }
+    let tgt = targets[row];
+    if (tgt < P.cols) {
+        let nll = lse - logits[base + tgt];
+        loss[row] = (1.0 - P.eps) * nll - P.eps * sum_lp / f32(P.cols);
+    } else {
+        loss[row] = bitcast<f32>(P.nan_bits);
     }
 }
 

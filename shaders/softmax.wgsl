@@ -1,6 +1,9 @@
 // Softmax and log-softmax over the last axis of f32 rows, and their backward passes.
-// One workgroup per row: threads stride over the row (any width) and combine through a
-// shared-memory tree. Numerically stable: exponents are taken of x - max(row).
+// Two schedules (chosen in crates/device/src/kernels/softmax.rs): `forward`/`backward`, one
+// workgroup per row, threads striding over the row (any width) and combining through a
+// shared-memory tree; `forward_rows`/`backward_rows`, one thread per row, for short rows
+// and for CPU adapters (lavapipe runs a workgroup's barriers lane by lane, which cost far
+// more than a serial loop). Numerically stable: exponents are taken of x - max(row).
 //
 // OP must match `Kind::code` in crates/device/src/kernels/softmax.rs: 0 softmax, 1 log-softmax.
 
@@ -100,6 +103,56 @@ fn backward(
     }
     d = row_combine(t, d, false);
     for (var c = t; c < P.cols; c = c + WG) {
+        if (OP == 1u) {
+            bdx[base + c] = bg[base + c] - exp(by[base + c]) * d;
+        } else {
+            bdx[base + c] = by[base + c] * (bg[base + c] - d);
+        }
+    }
+}
+
+// One thread per row: the passes above, serially. Row index from a 1-D grid of 64-wide groups.
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.x + gid.y * nwg.x * 64u;
+    if (row >= P.rows) {
+        return;
+    }
+    let base = row * P.cols;
+    var m = x[base];
+    for (var c = 1u; c < P.cols; c = c + 1u) {
+        m = max(m, x[base + c]);
+    }
+    var s = 0.0;
+    for (var c = 0u; c < P.cols; c = c + 1u) {
+        s = s + exp(x[base + c] - m);
+    }
+    let lse = m + log(s);
+    for (var c = 0u; c < P.cols; c = c + 1u) {
+        if (OP == 1u) {
+            y[base + c] = x[base + c] - lse;
+        } else {
+            y[base + c] = exp(x[base + c] - lse);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.x + gid.y * nwg.x * 64u;
+    if (row >= P.rows) {
+        return;
+    }
+    let base = row * P.cols;
+    var d = 0.0;
+    for (var c = 0u; c < P.cols; c = c + 1u) {
+        if (OP == 1u) {
+            d = d + bg[base + c];
+        } else {
+            d = d + bg[base + c] * by[base + c];
+        }
+    }
+    for (var c = 0u; c < P.cols; c = c + 1u) {
         if (OP == 1u) {
             bdx[base + c] = bg[base + c] - exp(by[base + c]) * d;
         } else {

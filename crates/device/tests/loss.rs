@@ -1,7 +1,8 @@
 //! Parity: fused cross-entropy (forward and backward) on the GPU against its f64 CPU twin,
 //! on random nonzero logits, outputs poisoned. Bound: f32, 1e-5 relative.
 
-use ferrograd_device::kernels::loss::{cross_entropy, cross_entropy_backward, reference};
+use ferrograd_device::kernels::loss::{cross_entropy, cross_entropy_backward, cross_entropy_with, reference};
+use ferrograd_device::kernels::softmax::{RowSchedule, THREAD_ROW_MAX_COLS};
 use ferrograd_device::testing::{assert_close, gpu, Rng, F32_TOL};
 use ferrograd_device::{Array, Device};
 
@@ -11,6 +12,9 @@ fn f64s(v: &[f32]) -> Vec<f64> {
 
 // (N, C): classes narrower and wider than a workgroup, and a 50 000-word vocabulary
 const CASES: [(usize, usize); 4] = [(5, 10), (3, 300), (2, 50_000), (1, 2)];
+
+/// Both forward kernels, whatever the adapter would pick.
+const SCHEDULES: [Option<RowSchedule>; 2] = [Some(RowSchedule::Workgroup), Some(RowSchedule::Thread)];
 
 fn inputs(rng: &mut Rng, n: usize, c: usize) -> (Vec<f32>, Vec<u32>) {
     let logits: Vec<f32> = rng.vec(n * c).iter().map(|v| v * 4.0).collect();
@@ -23,14 +27,16 @@ fn forward_matches_reference() {
     let mut rng = Rng::new(1);
     for (n, c) in CASES {
         let (logits, t) = inputs(&mut rng, n, c);
-        for eps in [0.0f32, 0.1] {
+        let schedules = if c > THREAD_ROW_MAX_COLS { &SCHEDULES[..1] } else { &SCHEDULES[..] };
+        for (eps, &schedule) in [0.0f32, 0.1].into_iter().flat_map(|e| schedules.iter().map(move |s| (e, s))) {
             let lg = Array::from_f32(&g, &logits, &[n, c]).unwrap();
             let tg = Array::from_u32(&g, &t, &[n]).unwrap();
-            let (loss, lp) = cross_entropy(&lg, &tg, eps).unwrap();
+            let (loss, lp) = cross_entropy_with(&lg, &tg, eps, schedule).unwrap();
             let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
             let (wl, wlp) = reference::cross_entropy(&f64s(&logits), &t64, c, eps as f64).unwrap();
-            assert_close(&format!("loss N={n} C={c} eps={eps}"), &loss.to_f64_vec().unwrap(), &wl, F32_TOL);
-            assert_close(&format!("log_probs N={n} C={c}"), &lp.to_f64_vec().unwrap(), &wlp, F32_TOL);
+            let what = format!("N={n} C={c} eps={eps} {schedule:?}");
+            assert_close(&format!("loss {what}"), &loss.to_f64_vec().unwrap(), &wl, F32_TOL);
+            assert_close(&format!("log_probs {what}"), &lp.to_f64_vec().unwrap(), &wlp, F32_TOL);
         }
     }
 }
@@ -84,11 +90,12 @@ fn an_out_of_range_target_is_nan_on_gpu_and_an_error_on_cpu() {
     let g = gpu();
     let logits = [0.5f32, -0.2, 0.3, 0.9, 0.1, -0.7];
     let t = [1u32, 3];
-    let (loss, lp) =
-        cross_entropy(&Array::from_f32(&g, &logits, &[2, 3]).unwrap(), &Array::from_u32(&g, &t, &[2]).unwrap(), 0.0)
-            .unwrap();
-    let l = loss.to_f32_vec().unwrap();
-    assert!(l[0].is_finite() && l[1].is_nan(), "{l:?}");
+    let (lg, tg) = (Array::from_f32(&g, &logits, &[2, 3]).unwrap(), Array::from_u32(&g, &t, &[2]).unwrap());
+    for schedule in SCHEDULES {
+        let l = cross_entropy_with(&lg, &tg, 0.0, schedule).unwrap().0.to_f32_vec().unwrap();
+        assert!(l[0].is_finite() && l[1].is_nan(), "{schedule:?}: {l:?}");
+    }
+    let (_, lp) = cross_entropy(&lg, &tg, 0.0).unwrap();
     let tg = Array::from_u32(&g, &t, &[2]).unwrap();
     let d = cross_entropy_backward(&lp, &tg, 0.0, &Array::from_f32(&g, &[1.0, 1.0], &[2]).unwrap()).unwrap();
     let d = d.to_f32_vec().unwrap();

@@ -9,7 +9,7 @@
 
 use ferrograd_device::kernels::matmul::{
     choose_variant, coop_available, matmul, matmul_using, matmul_with, pick_variant, reference, Precision, Problem,
-    Variant, UBO_A_ELEMENTS,
+    Variant, CPU_ADAPTER_MAX_K, UBO_A_ELEMENTS,
 };
 use ferrograd_device::testing::{assert_close, gpu, Rng, F16_TOL, F32_TOL};
 use ferrograd_device::{Array, Device, DeviceError};
@@ -215,4 +215,19 @@ fn cpu_device_runs_the_reference() {
     let want: Vec<f64> =
         (0..8).map(|ij| (0..3).map(|k| a[(ij / 4) * 3 + k] as f64 * b[k * 4 + ij % 4] as f64).sum()).collect();
     assert_close("cpu matmul", &got, &want, 1e-12);
+}
+
+#[test]
+fn an_inner_dimension_past_lavapipes_loop_limit_is_an_error_there_and_exact_elsewhere() {
+    let g = gpu();
+    let k = CPU_ADAPTER_MAX_K + 1;
+    let (a, b) = (
+        Array::from_f32(&g, &vec![1.0; 2 * k], &[2, k]).unwrap(),
+        Array::from_f32(&g, &vec![1.0; k], &[k, 1]).unwrap(),
+    );
+    let cpu_adapter = g.gpu_context().unwrap().adapter_info().device_type == wgpu::DeviceType::Cpu;
+    match matmul(&a, &b, false, false) {
+        Err(e) => assert!(cpu_adapter && e.to_string().contains("65535"), "{e}"),
+        Ok(c) => assert!(!cpu_adapter && c.to_f32_vec().unwrap() == vec![k as f32; 2], "a sum cut short"),
+    }
 }

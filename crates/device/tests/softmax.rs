@@ -1,7 +1,10 @@
 //! Parity: softmax and log-softmax (forward and backward) on the GPU against their f64 CPU
 //! twins, on random nonzero inputs, outputs poisoned. Bound: f32, 1e-5 relative.
 
-use ferrograd_device::kernels::softmax::{log_softmax, log_softmax_backward, reference, softmax, softmax_backward};
+use ferrograd_device::kernels::softmax::{
+    log_softmax, log_softmax_backward, reference, softmax, softmax_backward, softmax_backward_with, softmax_with,
+    RowSchedule, THREAD_ROW_MAX_COLS,
+};
 use ferrograd_device::testing::{assert_close, gpu, Rng, F32_TOL};
 use ferrograd_device::{Array, Device};
 
@@ -11,6 +14,37 @@ fn f64s(v: &[f32]) -> Vec<f64> {
 
 // rows narrower and wider than a workgroup, batch > 1, and a 50 000-word vocabulary
 const SHAPES: [&[usize]; 5] = [&[5, 7], &[3, 4, 300], &[2, 50_000], &[1, 1], &[4, 256]];
+
+/// Both kernels, whatever the adapter would pick.
+const SCHEDULES: [RowSchedule; 2] = [RowSchedule::Workgroup, RowSchedule::Thread];
+
+#[test]
+fn both_schedules_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(4);
+    for (shape, schedule) in SHAPES.iter().flat_map(|s| SCHEDULES.map(|k| (s, k))) {
+        let cols = *shape.last().unwrap();
+        if schedule == RowSchedule::Thread && cols > THREAD_ROW_MAX_COLS {
+            let x = Array::from_f32(&g, &rng.vec(shape.iter().product()), shape).unwrap();
+            let err = softmax_with(&x, false, Some(schedule)).unwrap_err().to_string();
+            assert!(err.contains(&format!("at most {THREAD_ROW_MAX_COLS}")), "{err}");
+            continue;
+        }
+        let n = shape.iter().product();
+        let (x, up) = (rng.vec(n), rng.vec(n));
+        for log in [false, true] {
+            let what = format!("{shape:?} log={log} {schedule:?}");
+            let y = softmax_with(&Array::from_f32(&g, &x, shape).unwrap(), log, Some(schedule)).unwrap();
+            let want_y = reference::forward(log, &f64s(&x), cols);
+            assert_close(&format!("forward {what}"), &y.to_f64_vec().unwrap(), &want_y, F32_TOL);
+            let yg = Array::from_f64(&g, &want_y, shape).unwrap();
+            let gg = Array::from_f32(&g, &up, shape).unwrap();
+            let dx = softmax_backward_with(&yg, &gg, log, Some(schedule)).unwrap();
+            let want = reference::backward(log, &want_y, &f64s(&up), cols);
+            assert_close(&format!("backward {what}"), &dx.to_f64_vec().unwrap(), &want, F32_TOL);
+        }
+    }
+}
 
 #[test]
 fn forward_matches_reference() {

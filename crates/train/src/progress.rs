@@ -13,6 +13,8 @@ enum Output {
 pub struct Progress {
     output: Output,
     last_loss: Option<f64>,
+    /// the throughput's unit: "img/s", or "char/s" and "seq/s" for the sequence tasks
+    unit: &'static str,
 }
 
 impl Progress {
@@ -27,7 +29,7 @@ impl Progress {
 
     /// Only the epoch lines, written to `out`.
     pub fn lines(out: Box<dyn Write + Send>) -> Progress {
-        Progress { output: Output::Lines(out), last_loss: None }
+        Progress { output: Output::Lines(out), last_loss: None, unit: "img/s" }
     }
 
     /// Bars drawn to `target`.
@@ -42,7 +44,12 @@ impl Progress {
         epoch_bar.set_style(style("epoch {pos}/{len} [{bar:30}] {elapsed_precise} (eta {eta})"));
         let steps = multi.add(ProgressBar::new(steps_per_epoch as u64));
         steps.set_style(style("step  {pos}/{len} [{bar:30}] {msg}"));
-        Progress { output: Output::Bars { multi, epochs: epoch_bar, steps }, last_loss: None }
+        Progress { output: Output::Bars { multi, epochs: epoch_bar, steps }, last_loss: None, unit: "img/s" }
+    }
+
+    /// Shows throughput in `unit` (the number passed as `images_per_sec` counts those).
+    pub fn with_unit(self, unit: &'static str) -> Progress {
+        Progress { unit, ..self }
     }
 
     /// Resets the step bar for a new epoch (resuming: at step `first_step`).
@@ -61,13 +68,13 @@ impl Progress {
         if let Output::Bars { steps, .. } = &self.output {
             steps.inc(1);
             let loss = self.last_loss.map_or_else(|| "-".to_string(), |l| format!("{l:.4}"));
-            steps.set_message(format!("loss {loss}  {images_per_sec:.0} img/s"));
+            steps.set_message(format!("loss {loss}  {images_per_sec:.0} {}", self.unit));
         }
     }
 
     /// Prints the epoch's line and advances the epoch bar.
     pub fn finish_epoch(&mut self, row: &MetricsRow, epochs: usize) {
-        let line = epoch_line(row, epochs);
+        let line = epoch_line(row, epochs, self.unit);
         match &mut self.output {
             Output::Bars { multi, epochs, .. } => {
                 let _ = multi.println(line);
@@ -101,7 +108,8 @@ impl Progress {
 }
 
 /// `epoch 3/10  train loss 0.1234 acc 96.12%  test loss 0.1012 acc 97.01%  lr 0.01  5123 img/s  12.3 s`
-pub fn epoch_line(row: &MetricsRow, epochs: usize) -> String {
+/// (`unit` in place of `img/s`)
+pub fn epoch_line(row: &MetricsRow, epochs: usize, unit: &str) -> String {
     let mut line = format!("epoch {}/{epochs}  train loss {:.4}", row.epoch, row.train_loss);
     if let Some(a) = row.train_acc {
         line += &format!(" acc {:.2}%", a * 100.0);
@@ -112,7 +120,7 @@ pub fn epoch_line(row: &MetricsRow, epochs: usize) -> String {
     if let Some(a) = row.test_acc {
         line += &format!(" acc {:.2}%", a * 100.0);
     }
-    line + &format!("  lr {:.3e}  {:.0} img/s  {:.1} s", row.lr, row.images_per_sec, row.seconds)
+    line + &format!("  lr {:.3e}  {:.0} {unit}  {:.1} s", row.lr, row.images_per_sec, row.seconds)
 }
 
 #[cfg(test)]
@@ -175,6 +183,10 @@ mod tests {
         p.finish_epoch(&row(1), 3);
         let Output::Bars { epochs, .. } = &p.output else { panic!("expected bars") };
         assert_eq!(epochs.position(), 1);
+        let mut chars = Progress::bars(1, 2, ProgressDrawTarget::hidden()).with_unit("char/s");
+        chars.step(Some(2.0), 300.0);
+        let Output::Bars { steps, .. } = &chars.output else { panic!("expected bars") };
+        assert_eq!(steps.message(), "loss 2.0000  300 char/s");
         p.finish();
     }
 }

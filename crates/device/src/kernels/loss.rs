@@ -11,6 +11,7 @@ use crate::dtype::DType;
 use crate::error::{shape_err, Result};
 use crate::gpu::{grid_1d, Kernel};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use crate::kernels::softmax::{row_dispatch, row_schedule, RowSchedule};
 
 crate::shader!(LOSS, "loss");
 
@@ -27,6 +28,16 @@ fn check(kernel: &'static str, scores: &Array, targets: &Array) -> Result<(usize
 /// Per-sample loss `[N]` and the log-probabilities `[N, C]` (kept for the backward pass) of
 /// `logits` `[N, C]` against class indices `targets` `[N]` (u32).
 pub fn cross_entropy(logits: &Array, targets: &Array, label_smoothing: f32) -> Result<(Array, Array)> {
+    cross_entropy_with(logits, targets, label_smoothing, None)
+}
+
+/// [`cross_entropy`] with the row schedule forced (`None`: [`row_schedule`]), for tests.
+pub fn cross_entropy_with(
+    logits: &Array,
+    targets: &Array,
+    label_smoothing: f32,
+    schedule: Option<RowSchedule>,
+) -> Result<(Array, Array)> {
     const K: &str = "cross_entropy";
     let device = same_device(K, &[logits, targets])?;
     let (n, c) = check(K, logits, targets)?;
@@ -41,7 +52,9 @@ pub fn cross_entropy(logits: &Array, targets: &Array, label_smoothing: f32) -> R
             let lp = Array::empty(&device, &[n, c], DType::F32, K)?;
             let p = [n as u32, c as u32, label_smoothing.to_bits(), f32::NAN.to_bits()];
             let bufs = [logits, targets, &loss, &lp].map(|a| a.gpu_buffer().unwrap());
-            g.dispatch(&Kernel::new(&LOSS, "forward"), param_bytes(&p), &bufs, grid_1d(n * 256, 256))?;
+            let schedule = schedule.unwrap_or_else(|| row_schedule(g, c));
+            let (entry, grid) = row_dispatch(K, schedule, ("forward", "forward_rows"), [n, c])?;
+            g.dispatch(&Kernel::new(&LOSS, entry), param_bytes(&p), &bufs, grid)?;
             Ok((loss, lp))
         }
     }

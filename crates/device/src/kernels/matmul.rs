@@ -55,6 +55,10 @@ pub const UBO_A_ELEMENTS: usize = 16384;
 pub static MATMUL_COOP: Shader =
     Shader { name: "matmul_coop", source: concat!(wgsl!("matmul_coop"), wgsl!("matmul_common")) };
 
+/// The longest inner dimension a CPU adapter multiplies: llvmpipe (lavapipe) stops any shader
+/// loop after 65535 iterations, and every kernel loops over K.
+pub const CPU_ADAPTER_MAX_K: usize = 65535;
+
 /// What the multiply reads its inputs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
@@ -240,6 +244,18 @@ pub fn matmul_using(
                     detail: format!(
                         "the cooperative-matrix kernel needs Precision::Mixed and an adapter with 16x16 \
                          f16 cooperative matrices and 32-wide subgroups ({precision:?} requested)"
+                    ),
+                });
+            }
+            if g.adapter_info().device_type == wgpu::DeviceType::Cpu && p.k > CPU_ADAPTER_MAX_K {
+                return Err(DeviceError::Unsupported {
+                    kernel: NAME,
+                    detail: format!(
+                        "inner dimension {} exceeds {CPU_ADAPTER_MAX_K}: lavapipe ends a shader loop after that many \
+                         iterations, so the sum would be cut short (shapes {:?} x {:?})",
+                        p.k,
+                        a.shape(),
+                        b.shape()
                     ),
                 });
             }

@@ -29,6 +29,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// File name of the loss curves in the output directory.
+/// Throughput unit in the progress lines: characters per second.
+const UNIT: &str = "char/s";
+
 pub const LOSS_PLOT_FILE: &str = "loss.png";
 
 #[derive(Clone, Debug)]
@@ -197,7 +200,7 @@ pub fn train_char_lm(corpus: &CharCorpus, config: &CharLmConfig, device: &Device
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
     let csv_path = config.out_dir.join(METRICS_FILE);
     let mut metrics = MetricsWriter::create(&csv_path)?;
-    let mut progress = Progress::new(config.epochs, config.steps_per_epoch);
+    let mut progress = Progress::new(config.epochs, config.steps_per_epoch).with_unit(UNIT);
     let model_name = config.model_name();
     let mut summary = Summary {
         model: model_name.clone(),

@@ -29,6 +29,9 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Throughput unit in the progress lines: examples (source-target pairs) per second.
+const UNIT: &str = "seq/s";
+
 pub const ACCURACY_BY_LENGTH_FILE: &str = "accuracy_by_length.csv";
 
 /// Which model learns the task.
@@ -337,7 +340,7 @@ pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result
     let mut optimizer = Adam::new(module.named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
     let csv_path = config.out_dir.join(METRICS_FILE);
     let mut metrics = MetricsWriter::create(&csv_path)?;
-    let mut progress = Progress::new(config.epochs, config.steps_per_epoch);
+    let mut progress = Progress::new(config.epochs, config.steps_per_epoch).with_unit(UNIT);
     let dataset = format!("{}-{}..{}", config.task_name(), config.train_lengths.start(), config.train_lengths.end());
     let mut summary = Summary {
         model: config.model.name().into(),
