@@ -135,16 +135,20 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         bout[i] = binary_op(ba[i], bb[i]);
         return;
     }
+    // The launcher collapses the dimensions first (usually to 2 or 3), and each costs one
+    // division: integer division is not vectorised on CPU adapters.
     var rem = i;
     var ia = 0u;
     var ib = 0u;
-    for (var d = i32(P.ndim) - 1; d >= 0; d = d - 1) {
-        let du = u32(d);
-        let c = rem % dim_of(du);
-        rem = rem / dim_of(du);
-        ia = ia + c * stride_a(du);
-        ib = ib + c * stride_b(du);
+    for (var d = P.ndim - 1u; d > 0u; d = d - 1u) {
+        let q = rem / dim_of(d);
+        let c = rem - q * dim_of(d);
+        rem = q;
+        ia = ia + c * stride_a(d);
+        ib = ib + c * stride_b(d);
     }
+    ia = ia + rem * stride_a(0u);
+    ib = ib + rem * stride_b(0u);
     bout[i] = binary_op(ba[ia], bb[ib]);
 }
 

@@ -51,12 +51,16 @@ fn unary_grads_match_reference() {
 fn binary_ops_broadcast_like_numpy() {
     let g = gpu();
     let mut rng = Rng::new(3);
-    let cases: [(&[usize], &[usize]); 5] = [
+    // the launcher collapses dimensions: a bias on NCHW becomes 3-D, all-ones shapes 1-D
+    let cases: [(&[usize], &[usize]); 8] = [
         (&[7, 33], &[7, 33]),
         (&[7, 33], &[33]),
         (&[4, 1, 5], &[3, 1]),
         (&[1], &[2, 3, 4]),
         (&[2, 3, 1, 4], &[1, 3, 5, 1]),
+        (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+        (&[1, 1], &[1]),
+        (&[3, 1, 4, 6], &[3, 1, 1, 6]),
     ];
     for op in BinaryOp::ALL {
         for (sa, sb) in cases {

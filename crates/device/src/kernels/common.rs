@@ -81,7 +81,60 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     (0..out.len()).map(|i| if i < lead || shape[i - lead] == 1 { 0 } else { own[i - lead] }).collect()
 }
 
+/// `shape` with the strides of several operands, merging neighbouring dimensions that every
+/// operand walks as one (stride of the outer = stride of the inner x its size) and dropping
+/// dimensions of size 1 (leaving at least one): the same elements in as few dimensions as possible, so an index
+/// kernel divides less (a bias `[1, C, 1, 1]` on `[N, C, H, W]` becomes `[N, C, H*W]`).
+pub fn collapse_dims<const K: usize>(shape: &[usize], strides: [&[usize]; K]) -> (Vec<usize>, [Vec<usize>; K]) {
+    let mut out_shape: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut out_strides: [Vec<usize>; K] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
+    for (d, &size) in shape.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let mergeable = out_shape
+            .last()
+            .is_some_and(|_| out_strides.iter().zip(strides).all(|(o, s)| *o.last().unwrap_or(&0) == s[d] * size));
+        if mergeable {
+            *out_shape.last_mut().unwrap_or(&mut 0) *= size;
+            for (o, s) in out_strides.iter_mut().zip(strides) {
+                *o.last_mut().unwrap_or(&mut 0) = s[d];
+            }
+        } else {
+            out_shape.push(size);
+            for (o, s) in out_strides.iter_mut().zip(strides) {
+                o.push(s[d]);
+            }
+        }
+    }
+    if out_shape.is_empty() {
+        // one element: kernels expect at least one dimension
+        out_shape.push(1);
+        out_strides.iter_mut().for_each(|o| o.push(0));
+    }
+    (out_shape, out_strides)
+}
+
 /// u32 words as the byte slice a dispatch takes for its parameters.
 pub fn param_bytes(words: &[u32]) -> &[u8] {
     bytemuck::cast_slice(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collapse_merges_what_every_operand_walks_as_one() {
+        // bias [1, C, 1, 1] on [N, C, H, W]: a contiguous, b along C only
+        let (shape, [sa, sb]) = collapse_dims(&[2, 3, 4, 5], [&[60, 20, 5, 1], &[0, 1, 0, 0]]);
+        assert_eq!((shape, sa, sb), (vec![2, 3, 20], vec![60, 20, 1], vec![0, 1, 0]));
+        // [B, 1, T, D] + [D]: two dims, the size-1 dim gone
+        let (shape, [_, sb]) = collapse_dims(&[4, 1, 6, 8], [&[48, 48, 8, 1], &[0, 0, 0, 1]]);
+        assert_eq!((shape, sb), (vec![24, 8], vec![0, 1]));
+        let (shape, [sa, sb]) = collapse_dims(&[4, 6], [&[6, 1], &[6, 1]]);
+        assert_eq!((shape, sa, sb), (vec![24], vec![1], vec![1]));
+        let (shape, [sa]) = collapse_dims(&[1, 1], [&[1, 1]]);
+        assert_eq!((shape, sa), (vec![1], vec![0]));
+    }
 }

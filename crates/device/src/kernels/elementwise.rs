@@ -6,7 +6,9 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::gpu::{grid_1d, GpuContext, Kernel};
-use crate::kernels::common::{broadcast_shapes, broadcast_strides, pack_dims, param_bytes, require_dtype, same_device};
+use crate::kernels::common::{
+    broadcast_shapes, broadcast_strides, collapse_dims, pack_dims, param_bytes, require_dtype, same_device,
+};
 
 crate::shader!(ELEMENTWISE, "elementwise");
 
@@ -218,10 +220,10 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
             let p = if a.shape() == b.shape() {
                 params(out.numel(), 0.0, 0, 0, [[0; 8]; 3])
             } else {
-                let dims = pack_dims(op.name(), &shape)?;
-                let sa = pack_dims(op.name(), &broadcast_strides(a.shape(), &shape))?;
-                let sb = pack_dims(op.name(), &broadcast_strides(b.shape(), &shape))?;
-                params(out.numel(), 0.0, shape.len(), 1, [dims, sa, sb])
+                let (sa, sb) = (broadcast_strides(a.shape(), &shape), broadcast_strides(b.shape(), &shape));
+                let (dims, [sa, sb]) = collapse_dims(&shape, [&sa, &sb]);
+                let pack = |v: &[usize]| pack_dims(op.name(), v);
+                params(out.numel(), 0.0, dims.len(), 1, [pack(&dims)?, pack(&sa)?, pack(&sb)?])
             };
             launch(g, "binary", op.code(), &p, &[a, b], &out)?;
             Ok(out)
