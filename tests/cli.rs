@@ -130,6 +130,20 @@ fn a_sequence_task_trains_from_the_same_command() {
 }
 
 #[test]
+fn several_seq2seq_models_are_compared_by_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["train", "--dataset", "copy", "--model", "seq2seq,transformer", "--epochs", "1", "--batch-size", "4"];
+    let out = ferrograd(&[&args[..], &["--lengths", "1..2", "--out", "sweep", "--device", "cpu"]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("transformer   exact match by length  1:"), "{}", text(&out));
+    for file in ["length_sweep.png", "length_sweep.csv", "seq2seq/summary.json", "transformer/summary.json"] {
+        assert!(tmp.path().join("sweep").join(file).is_file(), "no {file}:\n{}", text(&out));
+    }
+    let csv = std::fs::read_to_string(tmp.path().join("sweep/length_sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "a header and a row per model and length:\n{csv}");
+}
+
+#[test]
 fn devices_and_models_list_what_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ferrograd(&["devices"], tmp.path());

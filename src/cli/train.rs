@@ -41,7 +41,8 @@ pub enum ScheduleKind {
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
-    /// Model name (`ferrograd models` lists them)
+    /// Model name (`ferrograd models` lists them); for the seq2seq tasks several, comma-separated,
+    /// train one after the other and are compared by input length (length_sweep.png)
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// mnist, fashion-mnist, cifar10, folder (with --data-dir ROOT holding train/ and test/);

@@ -1,7 +1,8 @@
 //! `ferrograd train` for the sequence tasks: a character language model on a text
 //! (`--dataset shakespeare --model lstm|gru|rnn`), row-by-row MNIST (`--dataset seq-mnist
 //! --model lstm|gru`), and the synthetic seq2seq tasks (`--dataset reverse|sort|addition|copy
-//! --model seq2seq|seq2seq-attn|transformer --lengths 1..10`).
+//! --model seq2seq|seq2seq-attn|transformer --lengths 1..10`; several models separated by
+//! commas train one after the other and are compared by length in `length_sweep.png`).
 
 use super::setup::open_device;
 use super::train::TrainArgs;
@@ -11,7 +12,7 @@ use ferrograd_train::data::seq2seq::Task;
 use ferrograd_train::data::text::CharCorpus;
 use ferrograd_train::seq::char_lm::{train_char_lm, CharLmConfig};
 use ferrograd_train::seq::parse_cell;
-use ferrograd_train::seq::seq2seq_tasks::{train_seq2seq_task, Seq2SeqTaskConfig, TaskModelKind};
+use ferrograd_train::seq::seq2seq_tasks::{length_sweep, train_seq2seq_task, Seq2SeqTaskConfig, TaskModelKind};
 use ferrograd_train::seq::seq_mnist::{train_seq_mnist, SeqMnistConfig};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -31,6 +32,17 @@ fn parse_lengths(s: &str) -> anyhow::Result<RangeInclusive<usize>> {
     let (lo, hi) = (parse(lo)?, parse(hi)?);
     anyhow::ensure!(1 <= lo && lo <= hi, "--lengths {s:?}: need 1 <= MIN <= MAX");
     Ok(lo..=hi)
+}
+
+/// At most 10 evaluation lengths spread evenly over the training range, both ends included.
+fn sweep_lengths(range: &RangeInclusive<usize>) -> Vec<usize> {
+    let (lo, hi) = (*range.start(), *range.end());
+    let step = (hi - lo).div_ceil(9).max(1);
+    let mut lengths: Vec<usize> = (lo..=hi).step_by(step).collect();
+    if lengths.last() != Some(&hi) {
+        lengths.push(hi);
+    }
+    lengths
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -73,13 +85,25 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     } else {
         let task = Task::parse(&args.dataset)?;
-        let kind = TaskModelKind::parse(if default_model { "seq2seq-attn" } else { &model })?;
-        let mut cfg = Seq2SeqTaskConfig::new(task, kind, parse_lengths(&args.lengths)?, &out);
+        let names: Vec<&str> = if default_model { vec!["seq2seq-attn"] } else { model.split(',').collect() };
+        let kinds = names.iter().map(|n| TaskModelKind::parse(n.trim())).collect::<Result<Vec<_>, _>>()?;
+        let mut cfg = Seq2SeqTaskConfig::new(task, kinds[0], parse_lengths(&args.lengths)?, &out);
         cfg.seed = args.seed;
         cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
         cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
         cfg.lr = args.lr.unwrap_or(cfg.lr);
         cfg.clip_grad_norm = args.clip_grad_norm.or(cfg.clip_grad_norm);
+        if kinds.len() > 1 {
+            // several models: each trained in OUT/<model>, compared by length in one plot
+            cfg.eval_lengths = sweep_lengths(&cfg.train_lengths);
+            for (name, accuracy) in length_sweep(&cfg, &kinds, &device)? {
+                let cells: Vec<String> =
+                    accuracy.iter().map(|a| format!("{}:{:.1}%", a.length, a.exact_match * 100.0)).collect();
+                println!("{name:<13} exact match by length  {}", cells.join("  "));
+            }
+            println!("outputs in {} (length_sweep.png, length_sweep.csv)", out.display());
+            return Ok(());
+        }
         let (_, report) = train_seq2seq_task(&cfg, &device)?;
         for l in &report.accuracy_by_length {
             println!("length {:>3}: exact match {:.1}%", l.length, l.exact_match * 100.0);
@@ -87,4 +111,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         println!("outputs in {}", report.out_dir.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_lengths_spread_over_the_range_with_both_ends() {
+        assert_eq!(sweep_lengths(&(1..=10)), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(sweep_lengths(&(1..=20)), vec![1, 4, 7, 10, 13, 16, 19, 20]);
+        assert_eq!(sweep_lengths(&(5..=5)), vec![5]);
+    }
 }
