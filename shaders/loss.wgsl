@@ -70,16 +70,26 @@ fn forward(
     }
     sum_lp = row_combine(t, sum_lp, false);
     if (t == 0u) {
-        let tgt = targets[row];
-        if (tgt < P.cols) {
-            let nll = lse - logits[base + tgt];
-            loss[row] = (1.0 - P.eps) * nll - P.eps * sum_lp / f32(P.cols);
-        } else {
-            loss[row] = bitcast<f32>(P.nan_bits);
-        }
+        store_loss(row, lse, sum_lp);
     }
 }
 
+// Sample `row`'s loss from its log-sum-exp and the sum of its log-probabilities.
+fn store_loss(row: u32, lse: f32, sum_lp: f32) {
+    let tgt = targets[row];
+    if (tgt < P.cols) {
+        let nll = lse - logits[row * P.cols + tgt];
+        loss[row] = (1.0 - P.eps) * nll - P.eps * sum_lp / f32(P.cols);
+    } else {
+        loss[row] = bitcast<f32>(P.nan_bits);
+    }
+}
+
+fn row_in(i: u32) -> f32 {
+    return logits[i];
+}
+
+// (row_logsumexp.wgsl is appended)
 @compute @workgroup_size(64)
 fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = gid.x + gid.y * nwg.x * 64u;
@@ -87,28 +97,14 @@ fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         return;
     }
     let base = row * P.cols;
-    var m = logits[base];
-    for (var c = 1u; c < P.cols; c = c + 1u) {
-        m = max(m, logits[base + c]);
-    }
-    var s = 0.0;
-    for (var c = 0u; c < P.cols; c = c + 1u) {
-        s = s + exp(logits[base + c] - m);
-    }
-    let lse = m + log(s);
+    let lse = row_logsumexp(base, P.cols);
     var sum_lp = 0.0;
     for (var c = 0u; c < P.cols; c = c + 1u) {
         let lp = logits[base + c] - lse;
         log_probs[base + c] = lp;
         sum_lp = sum_lp + lp;
     }
-    let tgt = targets[row];
-    if (tgt < P.cols) {
-        let nll = lse - logits[base + tgt];
-        loss[row] = (1.0 - P.eps) * nll - P.eps * sum_lp / f32(P.cols);
-    } else {
-        loss[row] = bitcast<f32>(P.nan_bits);
-    }
+    store_loss(row, lse, sum_lp);
 }
 
 @group(0) @binding(1) var<storage, read> b_log_probs: array<f32>;

@@ -111,7 +111,11 @@ fn backward(
     }
 }
 
-// One thread per row: the passes above, serially. Row index from a 1-D grid of 64-wide groups.
+// One thread per row: the passes above, serially (row_logsumexp.wgsl is appended).
+fn row_in(i: u32) -> f32 {
+    return x[i];
+}
+
 @compute @workgroup_size(64)
 fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = gid.x + gid.y * nwg.x * 64u;
@@ -119,15 +123,7 @@ fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         return;
     }
     let base = row * P.cols;
-    var m = x[base];
-    for (var c = 1u; c < P.cols; c = c + 1u) {
-        m = max(m, x[base + c]);
-    }
-    var s = 0.0;
-    for (var c = 0u; c < P.cols; c = c + 1u) {
-        s = s + exp(x[base + c] - m);
-    }
-    let lse = m + log(s);
+    let lse = row_logsumexp(base, P.cols);
     for (var c = 0u; c < P.cols; c = c + 1u) {
         if (OP == 1u) {
             y[base + c] = x[base + c] - lse;

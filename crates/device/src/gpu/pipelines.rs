@@ -10,13 +10,17 @@ pub struct Shader {
     pub source: &'static str,
 }
 
-/// Declares a `Shader` static for `shaders/<file>.wgsl`.
+/// Declares a `Shader` static for `shaders/<file>.wgsl`, followed by any further `shaders/<part>.wgsl`.
 #[macro_export]
 macro_rules! shader {
-    ($ident:ident, $file:literal) => {
+    ($ident:ident, $file:literal $(, $part:literal)*) => {
         pub static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
             name: $file,
-            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl")),
+            // WGSL has no includes: shared parts are appended
+            source: concat!(
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))
+                $(, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $part, ".wgsl")))*
+            ),
         };
     };
 }

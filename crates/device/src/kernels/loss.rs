@@ -13,7 +13,7 @@ use crate::gpu::{grid_1d, Kernel};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 use crate::kernels::softmax::{row_dispatch, row_schedule, RowSchedule};
 
-crate::shader!(LOSS, "loss");
+crate::shader!(LOSS, "loss", "row_logsumexp");
 
 /// Checks logits/log-probs `[N, C]` (C > 0) against targets `[N]`; returns (N, C).
 fn check(kernel: &'static str, scores: &Array, targets: &Array) -> Result<(usize, usize)> {

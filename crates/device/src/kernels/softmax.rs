@@ -9,7 +9,7 @@ use crate::error::{shape_err, DeviceError, Result};
 use crate::gpu::{grid_1d, GpuContext, Kernel};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 
-crate::shader!(SOFTMAX, "softmax");
+crate::shader!(SOFTMAX, "softmax", "row_logsumexp");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
