@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reference data for the sequence layers of ferrograd, made by PyTorch, for a parity test.
 
-Builds torch.nn.RNN (tanh and relu), LSTM, GRU, MultiheadAttention and TransformerEncoderLayer
-(post-norm ReLU and pre-norm GELU) with fixed seeds, runs each on fixed random inputs and
+Builds torch.nn.RNN (tanh and relu), LSTM, GRU, MultiheadAttention, TransformerEncoderLayer
+and TransformerDecoderLayer (each post-norm ReLU and pre-norm GELU) with fixed seeds, runs each on fixed random inputs and
 writes one safetensors file (default crates/graph/tests/data/torch_seq_layers.safetensors, the
 committed copy that the Rust test reads, so CI needs no torch) holding, per case:
 
@@ -147,6 +147,26 @@ def encoder_layer_cases(tensors, metadata):
         run_case(name, module, inputs, forward, tensors, metadata, {"layer": "TransformerEncoderLayer", **config})
 
 
+def decoder_layer_cases(tensors, metadata):
+    d_model, nhead, ff, T, S, N = 8, 2, 16, 4, 5, 3
+    for name, activation, norm_first in [("decoder_post_relu", "relu", False), ("decoder_pre_gelu", "gelu", True)]:
+        config = dict(d_model=d_model, nhead=nhead, dim_feedforward=ff, dropout=0.0, activation=activation,
+                      norm_first=norm_first, batch_first=True)
+        torch.manual_seed(SEED)
+        module = torch.nn.TransformerDecoderLayer(**config)
+        inputs = make_inputs({"tgt": (N, T, d_model), "memory": (N, S, d_model)})
+        inputs["tgt_mask"] = torch.triu(torch.full((T, T), -1e9), diagonal=1).float()
+        pad = torch.zeros(N, S)
+        pad[2, S - 2:] = -1e9
+        inputs["memory_key_padding_mask"] = pad.float()
+
+        def forward(m, t):
+            out = m(t["tgt"], t["memory"], tgt_mask=t["tgt_mask"], memory_key_padding_mask=t["memory_key_padding_mask"])
+            return {"out": out}
+
+        run_case(name, module, inputs, forward, tensors, metadata, {"layer": "TransformerDecoderLayer", **config})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="crates/graph/tests/data/torch_seq_layers.safetensors")
@@ -155,6 +175,7 @@ def main():
     recurrent_cases(tensors, metadata)
     attention_case(tensors, metadata)
     encoder_layer_cases(tensors, metadata)
+    decoder_layer_cases(tensors, metadata)
     save_file(tensors, args.out, metadata=metadata)
     print(f"wrote {len(tensors)} tensors for {len(metadata) - 1} cases to {args.out}")
 

@@ -1,5 +1,6 @@
-//! The sequence layers against PyTorch: RNN (tanh, relu), LSTM, GRU, MultiheadAttention and
-//! TransformerEncoderLayer (post-norm ReLU, pre-norm GELU) load PyTorch's weights with
+//! The sequence layers against PyTorch: RNN (tanh, relu), LSTM, GRU (2 layers, bidirectional),
+//! MultiheadAttention, TransformerEncoderLayer and TransformerDecoderLayer (each post-norm
+//! ReLU and pre-norm GELU) load PyTorch's weights with
 //! `load_state_dict(strict)` and must give PyTorch's outputs and the gradients of
 //! `sum(main_output * seed)` for every parameter and float input.
 //!
@@ -11,7 +12,9 @@ use ferrograd_device::testing::gpu;
 use ferrograd_device::{Array, DType, Device};
 use ferrograd_graph::nn::attention::{AttentionMasks, MultiheadAttention};
 use ferrograd_graph::nn::recurrent::{CellKind, Gru, Lstm, Recurrent, RecurrentConfig, RecurrentState, Rnn};
-use ferrograd_graph::nn::transformer::{Activation, TransformerEncoderLayer, TransformerLayerConfig};
+use ferrograd_graph::nn::transformer::{
+    Activation, DecoderMasks, TransformerDecoderLayer, TransformerEncoderLayer, TransformerLayerConfig,
+};
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::Tensor;
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -127,6 +130,7 @@ enum Layer {
     Recurrent(Recurrent),
     Attention(MultiheadAttention),
     Encoder(TransformerEncoderLayer),
+    Decoder(TransformerDecoderLayer),
 }
 
 impl Layer {
@@ -152,7 +156,7 @@ impl Layer {
                 let m = MultiheadAttention::new(device, embed_dim, heads, bias).unwrap();
                 Layer::Attention(m.with_batch_first(args.bool("batch_first")))
             }
-            "TransformerEncoderLayer" => {
+            kind @ ("TransformerEncoderLayer" | "TransformerDecoderLayer") => {
                 let activation = match args.str("activation").as_str() {
                     "relu" => Activation::Relu,
                     "gelu" => Activation::Gelu,
@@ -164,7 +168,10 @@ impl Layer {
                     .activation(activation)
                     .norm_first(args.bool("norm_first"))
                     .batch_first(args.bool("batch_first"));
-                Layer::Encoder(TransformerEncoderLayer::new(device, config).unwrap())
+                match kind {
+                    "TransformerEncoderLayer" => Layer::Encoder(TransformerEncoderLayer::new(device, config).unwrap()),
+                    _ => Layer::Decoder(TransformerDecoderLayer::new(device, config).unwrap()),
+                }
             }
             other => panic!("layer {other} is not handled by this test"),
         }
@@ -175,6 +182,7 @@ impl Layer {
             Layer::Recurrent(m) => m,
             Layer::Attention(m) => m,
             Layer::Encoder(m) => m,
+            Layer::Decoder(m) => m,
         }
     }
 
@@ -201,6 +209,16 @@ impl Layer {
                 let (src, mask) = (inputs.take("src"), inputs.take("src_mask"));
                 let masks = AttentionMasks { attn_mask: Some(&mask), key_padding_mask: None };
                 vec![("out".to_string(), m.forward_with(&src, masks).unwrap())]
+            }
+            Layer::Decoder(m) => {
+                let (tgt, memory) = (inputs.take("tgt"), inputs.take("memory"));
+                let (tgt_mask, padding) = (inputs.take("tgt_mask"), inputs.take("memory_key_padding_mask"));
+                let masks = DecoderMasks {
+                    tgt_mask: Some(&tgt_mask),
+                    memory_key_padding_mask: Some(&padding),
+                    ..Default::default()
+                };
+                vec![("out".to_string(), m.forward_with(&tgt, &memory, masks).unwrap())]
             }
         }
     }
@@ -297,7 +315,7 @@ fn run_case(reference: &Reference, case: &str, device: &Device, tol: &Tolerance)
 /// case's worst errors and fails listing every array over its bound.
 fn check_all(device: &Device, label: &str, tol: impl Fn(&Map<String, Value>) -> &'static Tolerance) {
     let reference = load_reference();
-    assert_eq!(reference.cases.len(), 7, "expected the 7 cases of seq_layers.py");
+    assert_eq!(reference.cases.len(), 9, "expected the 9 cases of seq_layers.py");
     // every array belongs to a case
     for name in reference.arrays.keys() {
         let case = name.split('.').next().unwrap();
