@@ -147,6 +147,26 @@ fn seq2seq_attentions_gradcheck_and_mask() {
     let (_, w) = add.forward_with(&query, &keys, &values, Some(&mask)).unwrap();
     assert_eq!(vals(&w)[7], 0.0, "the padded key of sequence 1 gets no weight");
 
+    // a query of T steps at once equals T single-step calls, stacked (and has gradients)
+    let steps = leaf(&CPU, &mut rng, &[2, 3, 3]);
+    type Attend<'a> = Box<dyn Fn(&Tensor) -> ferrograd_graph::Result<(Tensor, Tensor)> + 'a>;
+    let runs: [(&str, Attend); 2] = [
+        ("additive", Box::new(|q: &Tensor| add.forward_with(q, &keys, &values, Some(&mask)))),
+        ("luong general", Box::new(|q: &Tensor| general.forward_with(q, &keys, &values, Some(&mask)))),
+    ];
+    for (name, run) in runs {
+        let (c, w) = run(&steps).unwrap();
+        assert_eq!((c.shape(), w.shape()), (vec![2, 3, 2], vec![2, 3, 4]), "{name}");
+        for t in 0..3 {
+            let (ct, wt) = run(&steps.select(1, t).unwrap()).unwrap();
+            assert_eq!(vals(&c.select(1, t).unwrap()), vals(&ct), "{name} context, step {t}");
+            assert_eq!(vals(&w.select(1, t).unwrap()), vals(&wt), "{name} weights, step {t}");
+        }
+    }
+    check_module_gradients("additive, all steps", &with_leaves(&add, &[("query", &steps), ("keys", &keys)]), || {
+        Ok(add.forward_with(&steps, &keys, &values, Some(&mask))?.0)
+    });
+
     // Luong dot against the definition: context = softmax(K q) V
     let dot = LuongAttention::new(&CPU, LuongScore::Dot, 5, 5).unwrap();
     let q5 = leaf(&CPU, &mut rng, &[2, 5]);

@@ -9,7 +9,6 @@ use ferrograd_graph::error::GraphError;
 use ferrograd_graph::nn::attention::{AdditiveAttention, LuongAttention, LuongScore};
 use ferrograd_graph::nn::recurrent::{CellKind, Gru, Recurrent, RecurrentConfig, RecurrentState};
 use ferrograd_graph::nn::{Embedding, Linear, Module};
-use ferrograd_graph::ops::recurrent::unbind_steps;
 use ferrograd_graph::{Result, Tensor};
 
 /// How the decoder looks at the encoder's outputs.
@@ -99,16 +98,13 @@ impl Seq2Seq {
         let (Some(scorer), Some(combine)) = (&self.attention, &self.combine) else {
             return Ok((self.out.forward(&dec)?, state));
         };
-        let steps = unbind_steps(&dec.transpose(0, 1)?)?;
-        let mut attended = Vec::with_capacity(steps.len());
-        for h_t in &steps {
-            let (context, _) = match scorer {
-                Scorer::Additive(a) => a.forward_with(h_t, memory, memory, mask)?,
-                Scorer::Luong(a) => a.forward_with(h_t, memory, memory, mask)?,
-            };
-            attended.push(combine.forward(&Tensor::cat(&[&context, h_t], 1)?)?.tanh()?);
-        }
-        let attended = Tensor::stack(&attended.iter().collect::<Vec<_>>(), 1)?;
+        // no input feeding (Luong's attentional state does not enter the next step), so every
+        // step attends at once
+        let (context, _) = match scorer {
+            Scorer::Additive(a) => a.forward_with(&dec, memory, memory, mask)?,
+            Scorer::Luong(a) => a.forward_with(&dec, memory, memory, mask)?,
+        };
+        let attended = combine.forward(&Tensor::cat(&[&context, &dec], 2)?)?.tanh()?;
         Ok((self.out.forward(&attended)?, state))
     }
 

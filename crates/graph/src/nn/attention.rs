@@ -62,28 +62,58 @@ pub fn scaled_dot_product_attention(
     Ok((weights.matmul(v)?, weights))
 }
 
-/// `weights [B, L]` over `values [B, L, dv]` -> context `[B, dv]`.
-fn context(weights: &Tensor, values: &Tensor) -> Result<Tensor> {
-    weights.unsqueeze(1)?.matmul(values)?.squeeze(1)
-}
-
-/// Shapes of a Seq2Seq attention call: `query [B, dq]`, `keys [B, L, dk]`, `values [B, L, dv]`.
-fn check_seq2seq(op: &'static str, query: &Tensor, keys: &Tensor, values: &Tensor, dq: usize, dk: usize) -> Result<()> {
+/// A Seq2Seq attention call's query as `[B, T, dq]` (a single step `[B, dq]` gets T = 1),
+/// after checking the shapes: `query [B, dq]` or `[B, T, dq]`, `keys [B, L, dk]`,
+/// `values [B, L, dv]`.
+fn query_steps(
+    op: &'static str,
+    query: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    dq: usize,
+    dk: usize,
+) -> Result<Tensor> {
     let (qs, ks, vs) = (query.shape(), keys.shape(), values.shape());
-    let ok = qs.len() == 2
+    let ok = (qs.len() == 2 || qs.len() == 3)
         && ks.len() == 3
         && vs.len() == 3
-        && qs[1] == dq
+        && qs[qs.len() - 1] == dq
         && ks[2] == dk
         && qs[0] == ks[0]
         && ks[..2] == vs[..2];
     if !ok {
         return shape_err(
             op,
-            format!("query {qs:?}, keys {ks:?}, values {vs:?}: expected [B, {dq}], [B, L, {dk}], [B, L, dv]"),
+            format!(
+                "query {qs:?}, keys {ks:?}, values {vs:?}: expected [B, {dq}] or [B, T, {dq}], [B, L, {dk}], [B, L, dv]"
+            ),
         );
     }
-    Ok(())
+    if qs.len() == 2 {
+        query.unsqueeze(1)
+    } else {
+        Ok(query.clone())
+    }
+}
+
+/// Masked softmax of `scores [B, T, L]` and the context it weighs from `values [B, L, dv]`,
+/// shaped like the query: `(context [B, T, dv], weights [B, T, L])`, or without T for a
+/// single-step query. A mask `[B, L]` applies to every step.
+fn attend(
+    op: &'static str,
+    scores: Tensor,
+    values: &Tensor,
+    mask: Option<&Tensor>,
+    single_step: bool,
+) -> Result<(Tensor, Tensor)> {
+    let mask = mask.map(|m| if m.shape().len() == 2 { m.unsqueeze(1) } else { Ok(m.clone()) }).transpose()?;
+    let weights = add_mask(op, scores, mask.as_ref())?.softmax(-1)?;
+    let context = weights.matmul(values)?;
+    if single_step {
+        Ok((context.squeeze(1)?, weights.squeeze(1)?))
+    } else {
+        Ok((context, weights))
+    }
 }
 
 /// Bahdanau et al. (2015): `score(q, k_j) = v^T tanh(W_q q + W_k k_j + b)`.
@@ -105,7 +135,9 @@ impl AdditiveAttention {
     }
 
     /// `query [B, dq]` (the decoder state), `keys [B, L, dk]`, `values [B, L, dv]`, optional
-    /// additive `mask [B, L]` -> `(context [B, dv], weights [B, L])`.
+    /// additive `mask [B, L]` -> `(context [B, dv], weights [B, L])`. A query `[B, T, dq]`
+    /// (every decoder step at once, when no step feeds its context into the next) gives
+    /// `(context [B, T, dv], weights [B, T, L])`.
     pub fn forward_with(
         &self,
         query: &Tensor,
@@ -115,11 +147,11 @@ impl AdditiveAttention {
     ) -> Result<(Tensor, Tensor)> {
         const OP: &str = "AdditiveAttention";
         let (dq, dk) = (self.query_proj.weight.shape()[1], self.key_proj.weight.shape()[1]);
-        check_seq2seq(OP, query, keys, values, dq, dk)?;
-        let e = self.key_proj.forward(keys)?.add(&self.query_proj.forward(query)?.unsqueeze(1)?)?.tanh()?;
-        let scores = add_mask(OP, self.v.forward(&e)?.squeeze(2)?, mask)?;
-        let weights = scores.softmax(-1)?;
-        Ok((context(&weights, values)?, weights))
+        let steps = query_steps(OP, query, keys, values, dq, dk)?;
+        // [B, 1, L, A] + [B, T, 1, A]
+        let keys = self.key_proj.forward(keys)?.unsqueeze(1)?;
+        let e = keys.add(&self.query_proj.forward(&steps)?.unsqueeze(2)?)?.tanh()?;
+        attend(OP, self.v.forward(&e)?.squeeze(3)?, values, mask, query.shape().len() == 2)
     }
 }
 
@@ -175,14 +207,12 @@ impl LuongAttention {
         mask: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
         const OP: &str = "LuongAttention";
-        check_seq2seq(OP, query, keys, values, self.query_size, self.key_size)?;
+        let steps = query_steps(OP, query, keys, values, self.query_size, self.key_size)?;
         let keys = match &self.attn {
             Some(w) => w.forward(keys)?,
             None => keys.clone(),
         };
-        let scores = add_mask(OP, keys.matmul(&query.unsqueeze(2)?)?.squeeze(2)?, mask)?;
-        let weights = scores.softmax(-1)?;
-        Ok((context(&weights, values)?, weights))
+        attend(OP, steps.matmul_t(&keys, false, true)?, values, mask, query.shape().len() == 2)
     }
 }
 

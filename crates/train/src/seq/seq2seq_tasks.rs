@@ -180,6 +180,7 @@ fn rnn_attention_weights(m: &Seq2Seq, src: &Tensor, tgt_in: &Tensor, lengths: &[
     let (dec, _) = m.decoder.forward_with(&m.decoder_embedding.forward(tgt_in)?, Some(&state))?;
     let [b, s] = [src.shape()[0], src.shape()[1]];
     let mask = Tensor::new(ferrograd_device::kernels::attention::padding_mask(&device, lengths, s)?.reshape(&[b, s])?);
+    // every decoder step at once: weights [B, T, S]
     let score = |q: &Tensor| -> Result<Tensor> {
         Ok(match m.config.attention {
             Seq2SeqAttention::Additive => {
@@ -198,9 +199,7 @@ fn rnn_attention_weights(m: &Seq2Seq, src: &Tensor, tgt_in: &Tensor, lengths: &[
     if m.config.attention == Seq2SeqAttention::None {
         return Ok(None);
     }
-    let t = dec.shape()[1];
-    let rows = (0..t).map(|i| score(&dec.select(1, i)?)).collect::<Result<Vec<_>>>()?;
-    Ok(Some(Tensor::stack(&rows.iter().collect::<Vec<_>>(), 1)?))
+    Ok(Some(score(&dec)?))
 }
 
 #[derive(Clone, Debug)]
