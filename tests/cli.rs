@@ -127,6 +127,8 @@ fn a_sequence_task_trains_from_the_same_command() {
     for file in ["checkpoint.safetensors", "metrics.csv", "summary.json", "accuracy_by_length.csv"] {
         assert!(tmp.path().join("rev").join(file).is_file(), "no {file}:\n{}", text(&out));
     }
+    let out = ferrograd(&[&args[..], &["--out", "rev", "--resume"]].concat(), tmp.path());
+    assert!(!out.status.success() && text(&out).contains("--resume is not supported"), "{}", text(&out));
 }
 
 #[test]

@@ -46,6 +46,12 @@ fn sweep_lengths(range: &RangeInclusive<usize>) -> Vec<usize> {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    // the sequence tasks write checkpoints but do not read them back into a run yet
+    anyhow::ensure!(
+        !args.resume,
+        "--resume is not supported for --dataset {} yet (image data sets only)",
+        args.dataset
+    );
     let device = open_device(&args.device)?;
     let out =
         args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.model, args.dataset)));
