@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reference data for the sequence layers of ferrograd, made by PyTorch, for a parity test.
 
-Builds torch.nn.RNN (tanh and relu), LSTM, GRU, MultiheadAttention, TransformerEncoderLayer
-and TransformerDecoderLayer (each post-norm ReLU and pre-norm GELU) with fixed seeds, runs each on fixed random inputs and
+Builds torch.nn.RNN (tanh and relu), LSTM, GRU (also on padded batches through
+pack_padded_sequence), MultiheadAttention, TransformerEncoderLayer and TransformerDecoderLayer
+(each post-norm ReLU and pre-norm GELU) with fixed seeds, runs each on fixed random inputs and
 writes one safetensors file (default crates/graph/tests/data/torch_seq_layers.safetensors, the
 committed copy that the Rust test reads, so CI needs no torch) holding, per case:
 
@@ -110,6 +111,34 @@ def recurrent_cases(tensors, metadata):
         run_case(name, module, inputs, forward, tensors, metadata, {"layer": cls.__name__, **config})
 
 
+def packed_cases(tensors, metadata):
+    """Padded batches with per-sequence lengths, through pack_padded_sequence and back."""
+    T, B, I, H, L = 6, 3, 5, 4, 2
+    lengths = [4, 6, 2]
+    for name, cls, batch_first in [("lstm_packed", torch.nn.LSTM, False), ("gru_packed", torch.nn.GRU, True)]:
+        config = dict(input_size=I, hidden_size=H, num_layers=L, bidirectional=True, batch_first=batch_first)
+        torch.manual_seed(SEED)
+        module = cls(**config)
+        shapes = {"x": (B, T, I) if batch_first else (T, B, I), "h0": (L * 2, B, H)}
+        if cls is torch.nn.LSTM:
+            shapes["c0"] = (L * 2, B, H)
+        inputs = make_inputs(shapes)
+
+        def forward(m, t, batch_first=batch_first):
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                t["x"], lengths, batch_first=batch_first, enforce_sorted=False
+            )
+            state = (t["h0"], t["c0"]) if "c0" in t else t["h0"]
+            out, last = m(packed, state)
+            out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
+            if "c0" in t:
+                return {"out": out, "h_n": last[0], "c_n": last[1]}
+            return {"out": out, "h_n": last}
+
+        meta = {"layer": cls.__name__, **config, "lengths": lengths}
+        run_case(name, module, inputs, forward, tensors, metadata, meta)
+
+
 def attention_case(tensors, metadata):
     E, heads, N, Lq, S = 8, 2, 2, 5, 7
     torch.manual_seed(SEED)
@@ -176,6 +205,7 @@ def main():
     attention_case(tensors, metadata)
     encoder_layer_cases(tensors, metadata)
     decoder_layer_cases(tensors, metadata)
+    packed_cases(tensors, metadata)
     save_file(tensors, args.out, metadata=metadata)
     print(f"wrote {len(tensors)} tensors for {len(metadata) - 1} cases to {args.out}")
 

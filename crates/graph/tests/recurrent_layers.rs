@@ -237,3 +237,22 @@ fn truncated_bptt_stops_at_the_detached_state() {
     lstm.forward_with(&x2, Some(&consts)).unwrap().0.sum_all().unwrap().backward().unwrap();
     assert_eq!(lstm.named_parameters()[1].1.grad().unwrap().to_f64_vec().unwrap(), w_grad);
 }
+
+#[test]
+fn packed_sequences_stop_at_their_length_and_bad_lengths_are_errors() {
+    manual_seed(5);
+    let mut rng = Rng::new(5);
+    let gru = Gru::new(&CPU, RecurrentConfig::new(3, 4).batch_first(true)).unwrap();
+    let x = leaf(&CPU, &mut rng, &[2, 5, 3]);
+    let (out, last) = gru.forward_packed(&x, None, &[5, 2]).unwrap();
+    // sequence 1 alone, cut to its 2 steps, ends in the same state and outputs
+    let (alone, alone_last) = gru.forward_with(&x.narrow(0, 1, 1).unwrap().narrow(1, 0, 2).unwrap(), None).unwrap();
+    let got = out.narrow(0, 1, 1).unwrap().to_vec_f64().unwrap();
+    assert_eq!(&got[..8], &alone.to_vec_f64().unwrap()[..], "outputs inside the sequence");
+    assert!(got[8..].iter().all(|&v| v == 0.0), "padded outputs are zero: {got:?}");
+    assert_eq!(last.h.narrow(1, 1, 1).unwrap().to_vec_f64().unwrap(), alone_last.h.to_vec_f64().unwrap());
+    for bad in [&[5][..], &[5, 0], &[6, 2]] {
+        let err = gru.forward_packed(&x, None, bad).unwrap_err().to_string();
+        assert!(err.contains("lengths") && err.contains("GRU"), "{err}");
+    }
+}

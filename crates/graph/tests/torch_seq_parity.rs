@@ -1,4 +1,5 @@
-//! The sequence layers against PyTorch: RNN (tanh, relu), LSTM, GRU (2 layers, bidirectional),
+//! The sequence layers against PyTorch: RNN (tanh, relu), LSTM, GRU (2 layers, bidirectional;
+//! LSTM and GRU also on padded batches, as PyTorch's packed sequences),
 //! MultiheadAttention, TransformerEncoderLayer and TransformerDecoderLayer (each post-norm
 //! ReLU and pre-norm GELU) load PyTorch's weights with
 //! `load_state_dict(strict)` and must give PyTorch's outputs and the gradients of
@@ -112,6 +113,17 @@ impl Args {
     fn f64(&mut self, key: &str) -> f64 {
         self.take(key).as_f64().unwrap_or_else(|| panic!("{key} is not a number"))
     }
+    /// An optional list of integers (absent: `None`).
+    fn usizes(&mut self, key: &str) -> Option<Vec<usize>> {
+        let list = self.0.remove(key)?;
+        let items = list.as_array().unwrap_or_else(|| panic!("{key} is not a list"));
+        Some(
+            items
+                .iter()
+                .map(|v| v.as_u64().unwrap_or_else(|| panic!("{key}: {v} is not an integer")) as usize)
+                .collect(),
+        )
+    }
     fn finish(self) {
         assert!(self.0.is_empty(), "unhandled arguments {:?}", self.0);
     }
@@ -127,7 +139,8 @@ impl Inputs {
 }
 
 enum Layer {
-    Recurrent(Recurrent),
+    /// with the sequence lengths of a padded batch (PyTorch's packed sequences), if given
+    Recurrent(Recurrent, Option<Vec<usize>>),
     Attention(MultiheadAttention),
     Encoder(TransformerEncoderLayer),
     Decoder(TransformerDecoderLayer),
@@ -141,7 +154,8 @@ impl Layer {
                     .num_layers(args.usize("num_layers"))
                     .bidirectional(args.bool("bidirectional"))
                     .batch_first(args.bool("batch_first"));
-                Layer::Recurrent(match kind {
+                let lengths = args.usizes("lengths");
+                let layer = match kind {
                     "RNN" => match args.str("nonlinearity").as_str() {
                         "tanh" => Rnn::new(device, config).unwrap().0,
                         "relu" => Rnn::with_relu(device, config).unwrap().0,
@@ -149,7 +163,8 @@ impl Layer {
                     },
                     "LSTM" => Lstm::new(device, config).unwrap().0,
                     _ => Gru::new(device, config).unwrap().0,
-                })
+                };
+                Layer::Recurrent(layer, lengths)
             }
             "MultiheadAttention" => {
                 let (embed_dim, heads, bias) = (args.usize("embed_dim"), args.usize("num_heads"), args.bool("bias"));
@@ -179,7 +194,7 @@ impl Layer {
 
     fn module(&self) -> &dyn Module {
         match self {
-            Layer::Recurrent(m) => m,
+            Layer::Recurrent(m, _) => m,
             Layer::Attention(m) => m,
             Layer::Encoder(m) => m,
             Layer::Decoder(m) => m,
@@ -189,11 +204,15 @@ impl Layer {
     /// The outputs, named as the file names them.
     fn forward(&self, inputs: &mut Inputs) -> Vec<(String, Tensor)> {
         match self {
-            Layer::Recurrent(m) => {
+            Layer::Recurrent(m, lengths) => {
                 let x = inputs.take("x");
                 let h = inputs.take("h0");
                 let c = (m.kind() == CellKind::Lstm).then(|| inputs.take("c0"));
-                let (out, last) = m.forward_with(&x, Some(&RecurrentState { h, c })).unwrap();
+                let state = RecurrentState { h, c };
+                let (out, last) = match lengths {
+                    Some(lengths) => m.forward_packed(&x, Some(&state), lengths).unwrap(),
+                    None => m.forward_with(&x, Some(&state)).unwrap(),
+                };
                 let mut outputs = vec![("out".to_string(), out), ("h_n".to_string(), last.h)];
                 outputs.extend(last.c.map(|c| ("c_n".to_string(), c)));
                 outputs
@@ -315,7 +334,7 @@ fn run_case(reference: &Reference, case: &str, device: &Device, tol: &Tolerance)
 /// case's worst errors and fails listing every array over its bound.
 fn check_all(device: &Device, label: &str, tol: impl Fn(&Map<String, Value>) -> &'static Tolerance) {
     let reference = load_reference();
-    assert_eq!(reference.cases.len(), 9, "expected the 9 cases of seq_layers.py");
+    assert_eq!(reference.cases.len(), 11, "expected the 11 cases of seq_layers.py");
     // every array belongs to a case
     for name in reference.arrays.keys() {
         let case = name.split('.').next().unwrap();

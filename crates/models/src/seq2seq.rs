@@ -80,9 +80,14 @@ impl Seq2Seq {
         })
     }
 
-    /// Encoder outputs `[B, S, H]` and final state.
-    pub fn encode(&self, src: &Tensor) -> Result<(Tensor, RecurrentState)> {
-        self.encoder.forward_with(&self.encoder_embedding.forward(src)?, None)
+    /// Encoder outputs `[B, S, H]` and final state; with `src_lengths`, padding is skipped
+    /// (each sequence's final state is its own last step's, padded outputs are zero).
+    pub fn encode(&self, src: &Tensor, src_lengths: Option<&[usize]>) -> Result<(Tensor, RecurrentState)> {
+        let embedded = self.encoder_embedding.forward(src)?;
+        match src_lengths {
+            Some(lengths) => self.encoder.forward_packed(&embedded, None, lengths),
+            None => self.encoder.forward_with(&embedded, None),
+        }
     }
 
     /// Decoder logits `[B, T, tgt_vocab]` for input tokens `tgt [B, T]` from `state`, and the
@@ -111,8 +116,8 @@ impl Seq2Seq {
     /// Teacher-forced logits `[B, T, tgt_vocab]` for `src [B, S]` and decoder inputs
     /// `tgt_in [B, T]`; `src_lengths` (one per sequence) masks source padding.
     pub fn forward_with(&self, src: &Tensor, tgt_in: &Tensor, src_lengths: Option<&[usize]>) -> Result<Tensor> {
-        let (memory, state) = self.encode(src)?;
         let mask = self.source_mask(src, src_lengths)?;
+        let (memory, state) = self.encode(src, src_lengths)?;
         Ok(self.decode(tgt_in, &state, &memory, mask.as_ref())?.0)
     }
 
@@ -139,8 +144,8 @@ impl Seq2Seq {
         src_lengths: Option<&[usize]>,
     ) -> Result<Tensor> {
         let _g = ferrograd_graph::no_grad();
-        let (memory, mut state) = self.encode(src)?;
         let mask = self.source_mask(src, src_lengths)?;
+        let (memory, mut state) = self.encode(src, src_lengths)?;
         let batch = src.shape()[0];
         let mut token = Tensor::from_u32(&src.device(), &vec![bos; batch], &[batch, 1])?;
         let mut out = Vec::with_capacity(max_len);

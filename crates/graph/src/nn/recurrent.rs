@@ -177,6 +177,47 @@ impl Recurrent {
     /// Run the stack over `x` from `state` (zeros when `None`). Returns the last layer's
     /// outputs `[T, B, dirs * H]` (`[B, T, dirs * H]` with `batch_first`) and the final state.
     pub fn forward_with(&self, x: &Tensor, state: Option<&RecurrentState>) -> Result<(Tensor, RecurrentState)> {
+        self.run(x, state, None)
+    }
+
+    /// [`forward_with`](Self::forward_with) on a padded batch whose sequence `b` has
+    /// `lengths[b]` steps (PyTorch's `pack_padded_sequence` / `pad_packed_sequence`): padded
+    /// steps leave the state as it was, so the final state is each sequence's own last state
+    /// (the reverse direction starts at each sequence's last step), and their outputs are zero.
+    pub fn forward_packed(
+        &self,
+        x: &Tensor,
+        state: Option<&RecurrentState>,
+        lengths: &[usize],
+    ) -> Result<(Tensor, RecurrentState)> {
+        let shape = x.shape();
+        let (steps, batch) = if self.config.batch_first { (shape[1], shape[0]) } else { (shape[0], shape[1]) };
+        if lengths.len() != batch || lengths.iter().any(|&l| l == 0 || l > steps) {
+            return shape_err(
+                self.kind.name(),
+                format!("lengths {lengths:?} for input {shape:?}: need one per sequence, each in 1..={steps}"),
+            );
+        }
+        // per step, [B, 1]: 1 where the step is inside the sequence (keep), and its complement
+        let masks = (0..steps)
+            .map(|t| {
+                let keep: Vec<f32> = lengths.iter().map(|&l| if t < l { 1.0 } else { 0.0 }).collect();
+                let carry: Vec<f32> = keep.iter().map(|k| 1.0 - k).collect();
+                Ok(StepMask {
+                    keep: Tensor::from_f32(&x.device(), &keep, &[batch, 1])?,
+                    carry: Tensor::from_f32(&x.device(), &carry, &[batch, 1])?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.run(x, state, Some(&masks))
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        state: Option<&RecurrentState>,
+        masks: Option<&[StepMask]>,
+    ) -> Result<(Tensor, RecurrentState)> {
         let (c, name) = (&self.config, self.kind.name());
         let shape = x.shape();
         if shape.len() != 3 || shape[2] != c.input_size || shape[0] == 0 || shape[1] == 0 {
@@ -204,7 +245,7 @@ impl Recurrent {
                 let xw = layer_in.reshape_to(&[steps * batch, in_size])?.matmul_t(&w.w_ih, false, true)?;
                 let xw = unbind_steps(&xw.reshape_to(&[steps, batch, self.kind.gates() * h])?)?;
                 let (out, last_h, last_c) =
-                    self.run_direction(w, &xw, &h0s[i], c0s.as_ref().map(|v| &v[i]), dir == 1)?;
+                    self.run_direction(w, &xw, (&h0s[i], c0s.as_ref().map(|v| &v[i])), dir == 1, masks)?;
                 outs.push(out);
                 h_n.push(last_h);
                 c_n.extend(last_c);
@@ -254,9 +295,9 @@ impl Recurrent {
         &self,
         w: &DirectionWeights,
         xw: &[Tensor],
-        h0: &Tensor,
-        c0: Option<&Tensor>,
+        (h0, c0): (&Tensor, Option<&Tensor>),
         reverse: bool,
+        masks: Option<&[StepMask]>,
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         // a layer without biases gives the fused cells zeros (made here, on the input's device)
         let (b_ih, b_hh) = match &w.biases {
@@ -270,6 +311,7 @@ impl Recurrent {
         let mut outs: Vec<Tensor> = Vec::with_capacity(xw.len());
         let order: Vec<usize> = if reverse { (0..xw.len()).rev().collect() } else { (0..xw.len()).collect() };
         for &t in &order {
+            let (h_prev, c_prev) = (h.clone(), c.clone());
             let hw = h.matmul_t(&w.w_hh, false, true)?;
             h = match (self.kind, &c) {
                 (CellKind::RnnTanh, _) => rnn_cell(&xw[t], &hw, &b_ih, &b_hh)?,
@@ -282,12 +324,35 @@ impl Recurrent {
                 }
                 (CellKind::Lstm, None) => return invalid("LSTM", "missing cell state"),
             };
-            outs.push(h.clone());
+            let Some(m) = masks.map(|m| &m[t]) else {
+                outs.push(h.clone());
+                continue;
+            };
+            // a padded step outputs zero and carries the state through unchanged (exactly:
+            // the masks are 0 and 1)
+            outs.push(h.mul(&m.keep)?);
+            h = m.select(&h, &h_prev)?;
+            if let (Some(c_new), Some(c_old)) = (&c, &c_prev) {
+                c = Some(m.select(c_new, c_old)?);
+            }
         }
         if reverse {
             outs.reverse();
         }
         Ok((Tensor::stack(&outs.iter().collect::<Vec<_>>(), 0)?, h, c))
+    }
+}
+
+/// Which sequences of a padded batch a step belongs to: `keep` is 1 for those, `carry` 1 - keep.
+struct StepMask {
+    keep: Tensor,
+    carry: Tensor,
+}
+
+impl StepMask {
+    /// `new` where the step is inside the sequence, else `old`.
+    fn select(&self, new: &Tensor, old: &Tensor) -> Result<Tensor> {
+        new.mul(&self.keep)?.add(&old.mul(&self.carry)?)
     }
 }
 
@@ -329,6 +394,16 @@ macro_rules! recurrent_layer {
             /// Outputs and final state from `state` (zeros when `None`); see [`Recurrent::forward_with`].
             pub fn forward_with(&self, x: &Tensor, state: Option<&RecurrentState>) -> Result<(Tensor, RecurrentState)> {
                 self.0.forward_with(x, state)
+            }
+
+            /// A padded batch with each sequence's length; see [`Recurrent::forward_packed`].
+            pub fn forward_packed(
+                &self,
+                x: &Tensor,
+                state: Option<&RecurrentState>,
+                lengths: &[usize],
+            ) -> Result<(Tensor, RecurrentState)> {
+                self.0.forward_packed(x, state, lengths)
             }
         }
 
