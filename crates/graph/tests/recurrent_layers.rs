@@ -251,6 +251,8 @@ fn packed_sequences_stop_at_their_length_and_bad_lengths_are_errors() {
     assert_eq!(&got[..8], &alone.to_vec_f64().unwrap()[..], "outputs inside the sequence");
     assert!(got[8..].iter().all(|&v| v == 0.0), "padded outputs are zero: {got:?}");
     assert_eq!(last.h.narrow(1, 1, 1).unwrap().to_vec_f64().unwrap(), alone_last.h.to_vec_f64().unwrap());
+    let err = gru.forward_packed(&leaf(&CPU, &mut rng, &[2, 3]), None, &[1, 1]).unwrap_err().to_string();
+    assert!(err.contains("expected [B, T, input_size]"), "{err}");
     for bad in [&[5][..], &[5, 0], &[6, 2]] {
         let err = gru.forward_packed(&x, None, bad).unwrap_err().to_string();
         assert!(err.contains("lengths") && err.contains("GRU"), "{err}");

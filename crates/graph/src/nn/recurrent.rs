@@ -191,6 +191,9 @@ impl Recurrent {
         lengths: &[usize],
     ) -> Result<(Tensor, RecurrentState)> {
         let shape = x.shape();
+        if shape.len() != 3 {
+            return self.run(x, state, None); // its shape check names what is wrong
+        }
         let (steps, batch) = if self.config.batch_first { (shape[1], shape[0]) } else { (shape[0], shape[1]) };
         if lengths.len() != batch || lengths.iter().any(|&l| l == 0 || l > steps) {
             return shape_err(
