@@ -7,10 +7,13 @@ reversed, then EOS; teacher forcing; greedy decoding for exact match on 200 fres
 every --every steps. Models: `attn`, a GRU encoder-decoder (embedding 32, hidden 64) with
 additive attention and Luong's tanh(W [context; h]) output, as ferrograd's `seq2seq-attn`;
 `transformer`, torch.nn.Transformer (d 64, 4 heads, 1+1 layers, feed-forward 128, no dropout,
-sinusoidal positions), as ferrograd's `transformer`. Adam, gradient norm clipped at 1.
+sinusoidal positions, embeddings drawn from N(0, 1/d) and scaled by sqrt(d)), as ferrograd's
+`transformer`; `--torch-embedding-init` keeps nn.Embedding's N(0, 1), which drowns the
+positions. Adam, constant or (`--cosine`) annealed to 0 along a cosine as ferrograd's tasks
+do; gradient norm clipped at 1.
 
 usage: python3 benches/pytorch/reverse_task.py [--model attn|transformer] [--length 20]
-           [--steps 1500] [--lr 3e-3] [--every 250]
+           [--steps 1500] [--lr 3e-3] [--every 250] [--torch-embedding-init] [--cosine]
 needs: torch
 """
 import argparse
@@ -37,9 +40,12 @@ class Positions(nn.Module):
 
 
 class TransformerModel(nn.Module):
-    def __init__(self, d=64):
+    def __init__(self, d=64, torch_embedding_init=False):
         super().__init__()
         self.d, self.src, self.tgt, self.pos = d, nn.Embedding(VOCAB, d), nn.Embedding(VOCAB, d), Positions(d)
+        if not torch_embedding_init:
+            nn.init.normal_(self.src.weight, 0.0, d**-0.5)
+            nn.init.normal_(self.tgt.weight, 0.0, d**-0.5)
         self.t = nn.Transformer(d, 4, 1, 1, 128, 0.0, batch_first=True)
         self.out = nn.Linear(d, VOCAB)
 
@@ -90,10 +96,14 @@ def main():
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--every", type=int, default=250)
+    p.add_argument("--torch-embedding-init", action="store_true")
+    p.add_argument("--cosine", action="store_true", help="anneal the rate to 0 along a cosine (ferrograd's tasks do)")
     args = p.parse_args()
     torch.manual_seed(0)
-    model = TransformerModel() if args.model == "transformer" else AttentionSeq2Seq()
+    model = TransformerModel(torch_embedding_init=args.torch_embedding_init) if args.model == "transformer" else AttentionSeq2Seq()
     opt = torch.optim.Adam(model.parameters(), args.lr)
+    cosine = lambda step: 0.5 * (1 + math.cos(math.pi * step / args.steps)) if args.cosine else 1.0
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     start = time.time()
     for step in range(1, args.steps + 1):
         src, tgt_in, tgt_out = batch(64, args.length)
@@ -102,6 +112,7 @@ def main():
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        schedule.step()
         if step % args.every == 0:
             em = exact_match(model, args.length)
             print(f"{args.model} step {step}: loss {loss.item():.3f}, exact match {em * 100:.1f}%, {time.time() - start:.0f} s")

@@ -1,5 +1,6 @@
 //! `ferrograd train` for the sequence tasks: a character language model on a text
-//! (`--dataset shakespeare --model lstm|gru|rnn`), row-by-row MNIST (`--dataset seq-mnist
+//! (`--dataset shakespeare --model lstm|gru|rnn`; `--model lstm,gru,rnn` trains each on the
+//! same budget and compares them in `val_loss.png`), row-by-row MNIST (`--dataset seq-mnist
 //! --model lstm|gru`), and the synthetic seq2seq tasks (`--dataset reverse|sort|addition|copy
 //! --model seq2seq|seq2seq-attn|transformer --lengths 1..10`; several models separated by
 //! commas train one after the other and are compared by length in `length_sweep.png`).
@@ -10,10 +11,10 @@ use anyhow::Context;
 use ferrograd_train::data::locate::find_tiny_shakespeare;
 use ferrograd_train::data::seq2seq::Task;
 use ferrograd_train::data::text::CharCorpus;
-use ferrograd_train::seq::char_lm::{train_char_lm, CharLmConfig};
-use ferrograd_train::seq::parse_cell;
+use ferrograd_train::seq::char_lm::{compare_cells, train_char_lm, CharLmConfig, COMPARISON_PLOT_FILE};
 use ferrograd_train::seq::seq2seq_tasks::{length_sweep, train_seq2seq_task, Seq2SeqTaskConfig, TaskModelKind};
 use ferrograd_train::seq::seq_mnist::{train_seq_mnist, SeqMnistConfig};
+use ferrograd_train::seq::{cell_name, parse_cell};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
@@ -64,13 +65,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             None => find_tiny_shakespeare().context("Tiny Shakespeare not found in data/; pass --data-dir FILE")?,
         };
         let corpus = CharCorpus::load(&path, 0.1)?;
-        let mut cfg = CharLmConfig::new(parse_cell(&model)?, &out);
+        let cells = model.split(',').map(|n| parse_cell(n.trim())).collect::<Result<Vec<_>, _>>()?;
+        let mut cfg = CharLmConfig::new(cells[0], &out);
         cfg.dataset_name = args.dataset.clone();
         cfg.seed = args.seed;
         cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
         cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
         cfg.lr = args.lr.unwrap_or(cfg.lr);
         cfg.clip_grad_norm = args.clip_grad_norm.or(cfg.clip_grad_norm);
+        if cells.len() > 1 {
+            // several cells: each trained in OUT/<cell> on the same budget, compared in one plot
+            for (cell, report) in cells.iter().zip(compare_cells(&corpus, &cfg, &cells, &device)?) {
+                let last = report.val_loss.last().copied().unwrap_or(f64::NAN);
+                println!("{:<5} validation loss {last:.3} nats/char", cell_name(*cell));
+            }
+            println!("outputs in {} ({COMPARISON_PLOT_FILE})", out.display());
+            return Ok(());
+        }
         let report = train_char_lm(&corpus, &cfg, &device)?;
         let last = report.val_loss.last().copied().unwrap_or(f64::NAN);
         println!("done: validation loss {last:.3} nats/char; outputs in {}", report.out_dir.display());

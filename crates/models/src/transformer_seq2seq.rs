@@ -1,5 +1,7 @@
 //! A small encoder-decoder Transformer for token-to-token tasks (Vaswani et al. 2017):
-//! source and target embeddings scaled by `sqrt(d_model)`, sinusoidal positions,
+//! source and target embeddings drawn from N(0, 1/d_model) and scaled by `sqrt(d_model)`
+//! (fairseq's convention: unit-size embeddings that leave the positional signal audible),
+//! sinusoidal positions,
 //! `nn::transformer::Transformer` (batch-first, post-norm), and a projection to the target
 //! vocabulary. Tokens are u32 tensors `[B, T]`; decoding is greedy.
 
@@ -8,7 +10,7 @@ use ferrograd_device::Device;
 use ferrograd_graph::error::GraphError;
 use ferrograd_graph::nn::attention::{AttentionMasks, PositionalEncoding};
 use ferrograd_graph::nn::transformer::{DecoderMasks, Transformer, TransformerLayerConfig};
-use ferrograd_graph::nn::{Embedding, Module};
+use ferrograd_graph::nn::{init, Embedding, Module};
 use ferrograd_graph::{Result, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,9 +44,17 @@ impl TransformerSeq2Seq {
             .dim_feedforward(c.dim_feedforward)
             .dropout(c.dropout)
             .batch_first(true);
+        // With PyTorch's N(0, 1) embedding init the sqrt(d_model) scale makes tokens 8x louder
+        // than the sinusoids at d_model 64, and a position-driven task (reversal) barely
+        // trains: 1.5% exact match after 1500 steps against 100% after 500 with this init.
+        let embedding = |vocab| -> Result<Embedding> {
+            let e = Embedding::new(device, vocab, c.d_model)?;
+            init::normal_(&e.weight, 0.0, (c.d_model as f64).powf(-0.5))?;
+            Ok(e)
+        };
         Ok(TransformerSeq2Seq {
-            src_embedding: Embedding::new(device, c.src_vocab, c.d_model)?,
-            tgt_embedding: Embedding::new(device, c.tgt_vocab, c.d_model)?,
+            src_embedding: embedding(c.src_vocab)?,
+            tgt_embedding: embedding(c.tgt_vocab)?,
             positions: PositionalEncoding::new(device, c.d_model, c.max_len, c.dropout, true)?,
             transformer: Transformer::new(device, layer, c.num_encoder_layers, c.num_decoder_layers)?,
             out: ferrograd_graph::nn::Linear::new(device, c.d_model, c.tgt_vocab, true)?,

@@ -1,5 +1,6 @@
 //! Seq2Seq (with and without attention) and the char-level LM: parameter names, shapes,
-//! gradients reaching every parameter, source masking, greedy decoding, GPU against CPU.
+//! gradients reaching every parameter, source masking, greedy decoding, GPU against CPU; the
+//! Transformer seq2seq's embedding initialisation.
 
 use ferrograd_device::testing::{gpu, Rng};
 use ferrograd_device::Device;
@@ -7,6 +8,7 @@ use ferrograd_graph::nn::recurrent::CellKind;
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::{manual_seed, Tensor};
 use ferrograd_models::seq2seq::{CharLm, Seq2Seq, Seq2SeqAttention, Seq2SeqConfig};
+use ferrograd_models::transformer_seq2seq::{TransformerSeq2Seq, TransformerSeq2SeqConfig};
 
 const CPU: Device = Device::Cpu;
 
@@ -95,5 +97,33 @@ fn char_lm_shapes_names_and_gpu_matches_cpu() {
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-5 * scale, "{cell:?}: gpu {g} cpu {w}");
         }
+    }
+}
+
+#[test]
+fn transformer_embeddings_start_at_the_size_of_the_positions() {
+    manual_seed(3);
+    let d_model = 64;
+    let m = TransformerSeq2Seq::new(
+        &CPU,
+        TransformerSeq2SeqConfig {
+            src_vocab: 14,
+            tgt_vocab: 14,
+            d_model,
+            nhead: 4,
+            num_encoder_layers: 1,
+            num_decoder_layers: 1,
+            dim_feedforward: 32,
+            dropout: 0.0,
+            max_len: 32,
+        },
+    )
+    .unwrap();
+    // N(0, 1/d_model), so that the sqrt(d_model) scale gives unit-size embeddings
+    for table in [&m.src_embedding.weight, &m.tgt_embedding.weight] {
+        let w = table.to_vec_f64().unwrap();
+        let std = (w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64).sqrt();
+        let expected = (d_model as f64).powf(-0.5);
+        assert!((std / expected - 1.0).abs() < 0.1, "embedding std {std}, expected {expected}");
     }
 }

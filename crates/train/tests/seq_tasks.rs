@@ -9,7 +9,7 @@ use ferrograd_train::data::seq2seq::{Seq2SeqBatch, Task};
 use ferrograd_train::data::text::CharCorpus;
 use ferrograd_train::metrics::read_metrics;
 use ferrograd_train::seq::attention_map_png;
-use ferrograd_train::seq::char_lm::{plot_comparison, sample, train_char_lm, CharLmConfig};
+use ferrograd_train::seq::char_lm::{compare_cells, sample, train_char_lm, CharLmConfig, COMPARISON_PLOT_FILE};
 use ferrograd_train::seq::seq2seq_tasks::{
     attention_map_for_checkpoint, length_sweep_plot, load_task_model, train_seq2seq_task, LengthAccuracy,
     Seq2SeqTaskConfig, TaskModelKind,
@@ -54,15 +54,16 @@ fn char_lm_learns_and_samples_deterministically() {
     assert!(a.starts_with("the ") && a.chars().count() == 44, "{a:?}");
     assert!(sample(&ckpt, "xyz", 5, 1.0, 0, &device).unwrap_err().to_string().contains("'x'"));
 
-    // a second, shorter run to compare against
-    let mut rnn = config.clone();
-    (rnn.cell, rnn.out_dir, rnn.epochs) = (CellKind::RnnTanh, dir.path().join("rnn"), 2);
-    train_char_lm(&corpus, &rnn, &device).unwrap();
-    let png = dir.path().join("compare.png");
-    let runs =
-        [("gru".to_string(), config.out_dir.join(METRICS_FILE)), ("rnn".to_string(), rnn.out_dir.join(METRICS_FILE))];
-    plot_comparison(&runs, &png, "validation loss").unwrap();
-    assert!(inked(&png) > 2000);
+    // a shorter comparison of two cells, each in its own folder, drawn on one chart
+    let mut base = config.clone();
+    (base.out_dir, base.epochs) = (dir.path().join("compare"), 2);
+    let reports = compare_cells(&corpus, &base, &[CellKind::Lstm, CellKind::RnnTanh], &device).unwrap();
+    assert_eq!(reports.len(), 2);
+    for (report, cell) in reports.iter().zip(["lstm", "rnn"]) {
+        assert_eq!(report.out_dir, base.out_dir.join(cell));
+        assert_eq!(read_metrics(&report.out_dir.join(METRICS_FILE)).unwrap().len(), 2, "{cell}");
+    }
+    assert!(inked(&base.out_dir.join(COMPARISON_PLOT_FILE)) > 2000);
 }
 
 #[test]

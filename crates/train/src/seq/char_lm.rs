@@ -431,6 +431,38 @@ fn pick(logits: &[f64], temperature: f64, rng: &mut ChaCha8Rng) -> u32 {
     argmax as u32
 }
 
+/// File name of the comparison chart [`compare_cells`] draws.
+pub const COMPARISON_PLOT_FILE: &str = "val_loss.png";
+
+/// Trains one model per cell with `base` (each in `base.out_dir/<cell>`, same data, budget and
+/// seed) and draws their validation curves on one chart, `base.out_dir/val_loss.png`.
+/// Returns each cell's report, in order.
+pub fn compare_cells(
+    corpus: &CharCorpus,
+    base: &CharLmConfig,
+    cells: &[CellKind],
+    device: &Device,
+) -> Result<Vec<CharLmReport>> {
+    let mut reports = Vec::with_capacity(cells.len());
+    for &cell in cells {
+        let config = CharLmConfig { cell, out_dir: base.out_dir.join(cell_name(cell)), ..base.clone() };
+        reports.push(train_char_lm(corpus, &config, device)?);
+    }
+    let runs: Vec<(String, PathBuf)> =
+        cells.iter().zip(&reports).map(|(&c, r)| (cell_name(c).to_string(), r.out_dir.join(METRICS_FILE))).collect();
+    let title = format!(
+        "{}: validation loss, {} x {} units, {} steps of {} x {} characters",
+        base.dataset_name,
+        base.num_layers,
+        base.hidden_size,
+        base.steps_per_epoch * base.epochs,
+        base.batch_size,
+        base.seq_len
+    );
+    plot_comparison(&runs, &base.out_dir.join(COMPARISON_PLOT_FILE), &title)?;
+    Ok(reports)
+}
+
 /// Draws the validation loss per epoch of several runs (`(label, metrics.csv)`) on one chart.
 pub fn plot_comparison(runs: &[(String, PathBuf)], path: &Path, title: &str) -> Result<()> {
     let mut series = Vec::with_capacity(runs.len());

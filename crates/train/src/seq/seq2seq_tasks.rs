@@ -228,7 +228,8 @@ impl Seq2SeqTaskConfig {
     /// Batch 64, 5 epochs of 100 steps, Adam 3e-3 annealed to zero along a cosine, clipping
     /// at 1, 200 evaluation examples per length, evaluated at the training lengths' ends.
     pub fn new(task: Task, model: TaskModelKind, train_lengths: RangeInclusive<usize>, out_dir: &Path) -> Self {
-        let eval_lengths = vec![*train_lengths.start(), *train_lengths.end()];
+        let mut eval_lengths = vec![*train_lengths.start(), *train_lengths.end()];
+        eval_lengths.dedup();
         Seq2SeqTaskConfig {
             task,
             model,
