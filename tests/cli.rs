@@ -132,6 +132,23 @@ fn a_sequence_task_trains_from_the_same_command() {
 }
 
 #[test]
+fn several_char_lm_cells_are_compared_on_one_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus: String = (0..400).map(|i| ["to be ", "or not ", "that is\n"][i % 3]).collect();
+    std::fs::write(tmp.path().join("corpus.txt"), corpus).unwrap();
+    let args = ["train", "--dataset", "text", "--data-dir", "corpus.txt", "--model", "lstm,rnn", "--epochs", "1"];
+    let small = ["--batch-size", "4", "--bptt", "8", "--out", "clm", "--device", "cpu"];
+    let out = ferrograd(&[&args[..], &small[..]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("rnn   validation loss"), "{}", text(&out));
+    for file in ["val_loss.png", "lstm/metrics.csv", "rnn/checkpoint.safetensors"] {
+        assert!(tmp.path().join("clm").join(file).is_file(), "no {file}:\n{}", text(&out));
+    }
+    let out = ferrograd(&["train", "--bptt", "8"], tmp.path());
+    assert!(!out.status.success() && text(&out).contains("--bptt applies to --dataset shakespeare"), "{}", text(&out));
+}
+
+#[test]
 fn several_seq2seq_models_are_compared_by_length() {
     let tmp = tempfile::tempdir().unwrap();
     let args = ["train", "--dataset", "copy", "--model", "seq2seq,transformer", "--epochs", "1", "--batch-size", "4"];

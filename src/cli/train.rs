@@ -42,7 +42,8 @@ pub enum ScheduleKind {
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
     /// Model name (`ferrograd models` lists them); for the seq2seq tasks several, comma-separated,
-    /// train one after the other and are compared by input length (length_sweep.png)
+    /// train one after the other and are compared by input length (length_sweep.png); for
+    /// shakespeare several cells (lstm,gru,rnn) are compared by validation loss (val_loss.png)
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// mnist, fashion-mnist, cifar10, folder (with --data-dir ROOT holding train/ and test/);
@@ -79,6 +80,10 @@ pub struct TrainArgs {
     /// Clip the gradient norm to this value each step
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
+    /// Truncated backpropagation through time for the character LM: characters per chunk; the
+    /// state is carried from chunk to chunk and the graph cut between them (default 64)
+    #[arg(long)]
+    pub bptt: Option<usize>,
     /// Seed for weights, shuffling, augmentation and dropout
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -181,6 +186,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if super::train_seq::handles(&args.dataset) {
         return super::train_seq::run(args);
     }
+    anyhow::ensure!(args.bptt.is_none(), "--bptt applies to --dataset shakespeare only, not {}", args.dataset);
     let device = open_device(&args.device)?;
     let kind = ImageDatasetKind::parse(&args.dataset)?;
     let data_dir = args.data_dir.as_deref();

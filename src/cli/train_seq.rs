@@ -53,6 +53,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "--resume is not supported for --dataset {} yet (image data sets only)",
         args.dataset
     );
+    anyhow::ensure!(
+        args.bptt.is_none() || is_text(&args.dataset),
+        "--bptt applies to --dataset shakespeare only, not {}",
+        args.dataset
+    );
     let device = open_device(&args.device)?;
     let out =
         args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.model, args.dataset)));
@@ -71,6 +76,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         cfg.seed = args.seed;
         cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
         cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
+        cfg.seq_len = args.bptt.unwrap_or(cfg.seq_len);
         cfg.lr = args.lr.unwrap_or(cfg.lr);
         cfg.clip_grad_norm = args.clip_grad_norm.or(cfg.clip_grad_norm);
         if cells.len() > 1 {
