@@ -144,6 +144,8 @@ fn several_char_lm_cells_are_compared_on_one_budget() {
     for file in ["val_loss.png", "lstm/metrics.csv", "rnn/checkpoint.safetensors"] {
         assert!(tmp.path().join("clm").join(file).is_file(), "no {file}:\n{}", text(&out));
     }
+    let out = ferrograd(&[&args[..], &["--schedule", "step"]].concat(), tmp.path());
+    assert!(!out.status.success() && text(&out).contains("--schedule applies to the image"), "{}", text(&out));
     let out = ferrograd(&["train", "--bptt", "8"], tmp.path());
     assert!(!out.status.success() && text(&out).contains("--bptt applies to --dataset shakespeare"), "{}", text(&out));
 }

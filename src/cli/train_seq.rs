@@ -58,6 +58,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "--bptt applies to --dataset shakespeare only, not {}",
         args.dataset
     );
+    // The sequence tasks train with Adam on their own schedules: say so rather than ignore.
+    let image_only = [
+        ("--optimizer", args.optimizer.is_some()),
+        ("--schedule", args.schedule.is_some()),
+        ("--weight-decay", args.weight_decay.is_some()),
+        ("--nesterov", args.nesterov),
+        ("--label-smoothing", args.label_smoothing != 0.0),
+        ("--no-augment", args.no_augment),
+    ];
+    if let Some((flag, _)) = image_only.iter().find(|(_, given)| *given) {
+        anyhow::bail!(
+            "{flag} applies to the image data sets; --dataset {} trains with Adam on its own schedule",
+            args.dataset
+        );
+    }
     let device = open_device(&args.device)?;
     let out =
         args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.model, args.dataset)));
