@@ -165,6 +165,19 @@ fn several_seq2seq_models_are_compared_by_length() {
 }
 
 #[test]
+fn the_lstm_benchmark_prints_its_workload_and_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sizes = ["--layers", "1", "--hidden", "8", "--seq-len", "4", "--batch", "2", "--reps", "1"];
+    let out = ferrograd(&[&["bench", "lstm"][..], &sizes[..]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    let line = report.lines().find(|l| l.starts_with("lstm.l1.h8.t4.b2")).unwrap_or_else(|| panic!("{report}"));
+    let cells: Vec<f64> = line.split_whitespace().skip(1).map(|c| c.parse().unwrap()).collect();
+    // forward ms, forward+backward ms (longer), GFLOP/s (rounds to 0.0 at this size)
+    assert!(cells.len() == 3 && cells[0] > 0.0 && cells[1] > cells[0] && cells[2].is_finite(), "{line}");
+}
+
+#[test]
 fn devices_and_models_list_what_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ferrograd(&["devices"], tmp.path());

@@ -2,8 +2,10 @@
 //! in f32 and mixed precision, plus one copy-bandwidth line. `benches/pytorch/matmul.py`
 //! prints the same table from PyTorch (see `benches/README.md`).
 //! `ferrograd bench lenet-kernels`: the kernels of one LeNet-5 training step (see `lenet`).
+//! `ferrograd bench lstm`: a stacked LSTM's forward and backward time (see `lstm`).
 
 mod lenet;
+mod lstm;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -25,9 +27,18 @@ pub struct BenchArgs {
     #[arg(long)]
     pub reps: Option<usize>,
     /// Images per batch: in matmul's convolution-shaped problems (default 32, 1 on a CPU
-    /// adapter); of the LeNet-5 step (default 128)
+    /// adapter); of the LeNet-5 step (default 128); sequences in the LSTM's batch (default 64)
     #[arg(long)]
     pub batch: Option<usize>,
+    /// lstm: stacked layers (default 2)
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// lstm: hidden size, also the input size (default 512, 128 on a CPU adapter)
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// lstm: time steps (default 64, 32 on a CPU adapter)
+    #[arg(long)]
+    pub seq_len: Option<usize>,
     /// Force this f32 matmul kernel instead of the one chosen by shape
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
@@ -43,6 +54,8 @@ pub enum Workload {
     Matmul,
     /// Every kernel of one LeNet-5 training step, per family, and the projected epoch time
     LenetKernels,
+    /// Forward and forward+backward time of a stacked LSTM (torch.nn.LSTM's workload)
+    Lstm,
 }
 
 /// The f32 matmul kernels that can be forced.
@@ -92,6 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         Workload::Matmul => matmul(args),
         Workload::LenetKernels => lenet::run(&args),
+        Workload::Lstm => lstm::run(&args),
     }
 }
 
