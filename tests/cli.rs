@@ -129,6 +129,13 @@ fn a_sequence_task_trains_from_the_same_command() {
     }
     let out = ferrograd(&[&args[..], &["--out", "rev", "--resume"]].concat(), tmp.path());
     assert!(!out.status.success() && text(&out).contains("--resume is not supported"), "{}", text(&out));
+
+    let checkpoint = "rev/checkpoint.safetensors";
+    let visualize = ["visualize", "--checkpoint", checkpoint, "--source", "312", "--out", "vis", "--device", "cpu"];
+    let out = ferrograd(&visualize, tmp.path());
+    assert!(out.status.success() && tmp.path().join("vis/attention.png").is_file(), "{}", text(&out));
+    let out = ferrograd(&["eval", "--checkpoint", checkpoint, "--device", "cpu"], tmp.path());
+    assert!(!out.status.success() && text(&out).contains("draws its attention"), "{}", text(&out));
 }
 
 #[test]

@@ -59,6 +59,13 @@ pub fn restore(path: &Path, device: &Device, data_dir: Option<&Path>) -> anyhow:
     if name.is_empty() {
         bail!("{}: not a ferrograd checkpoint (its metadata names no model)", path.display());
     }
+    if let Some(task) = checkpoint.meta.extra.get("task") {
+        bail!(
+            "{}: a checkpoint of {name} on the {task} task, not of an image model; \
+             `ferrograd visualize --checkpoint {0} --source 12345` draws its attention",
+            path.display()
+        );
+    }
     let kind = ImageDatasetKind::parse(&checkpoint.meta.dataset)
         .with_context(|| format!("{}: the data set it was trained on", path.display()))?;
     let pad = padding_for(&name, kind, data_dir)?;

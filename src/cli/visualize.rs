@@ -1,11 +1,13 @@
 //! `ferrograd visualize --checkpoint PATH [--image IMG] [--layer NAME]`: ZFNet's pictures of a
 //! trained network: its first-layer filters, and for one image the feature maps of a layer and
-//! an occlusion-sensitivity map.
+//! an occlusion-sensitivity map. For a seq2seq task's checkpoint, `--source DIGITS` decodes
+//! the digits and draws the attention of each output token over them (`attention.png`).
 
 use super::setup::{open_device, restore};
 use anyhow::Context;
 use clap::Args;
 use ferrograd_train::data::image_folder::load_like;
+use ferrograd_train::seq::seq2seq_tasks::attention_map_for_checkpoint;
 use ferrograd_train::visualize::{self, OcclusionOptions, DEFAULT_OCCLUSION_BATCH};
 use std::path::PathBuf;
 
@@ -34,6 +36,10 @@ pub struct VisualizeArgs {
     /// Occluded images per forward pass
     #[arg(long, default_value_t = DEFAULT_OCCLUSION_BATCH)]
     pub batch: usize,
+    /// For a checkpoint of `--dataset reverse|sort|addition|copy` (seq2seq-attn, transformer):
+    /// the source to decode (digits, `+` for addition); draws its attention map
+    #[arg(long)]
+    pub source: Option<String>,
     /// Directory for the PNGs
     #[arg(long, default_value = "visualize")]
     pub out: PathBuf,
@@ -45,6 +51,13 @@ pub struct VisualizeArgs {
 
 pub fn run(args: VisualizeArgs) -> anyhow::Result<()> {
     let device = open_device(&args.device)?;
+    if let Some(source) = &args.source {
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        let path = args.out.join("attention.png");
+        let decoded = attention_map_for_checkpoint(&args.checkpoint, source, &path, &device)?;
+        println!("{}: attention while decoding {source:?} -> {decoded:?}", path.display());
+        return Ok(());
+    }
     let restored = restore(&args.checkpoint, &device, args.data_dir.as_deref())?;
     let (model, model_name) = (restored.model.as_ref(), restored.checkpoint.meta.model.as_str());
     // check the layer and read the image before writing anything
