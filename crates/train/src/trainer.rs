@@ -151,11 +151,8 @@ pub fn train_classifier(
             progress.step(shown_loss, ((i + 1) * train.config().batch_size) as f64 / elapsed);
         }
         if let Some(reason) = stopped {
-            progress.message(&format!("stopping: {reason}"));
-            progress.finish();
-            summary.stopped = Some(reason);
-            summary.wall_seconds = seconds_before + run_start.elapsed().as_secs_f64();
-            summary.write(&config.out_dir.join(SUMMARY_FILE))?;
+            let wall_seconds = seconds_before + run_start.elapsed().as_secs_f64();
+            stop_run(&mut progress, &mut summary, reason, wall_seconds, &config.out_dir)?;
             return Ok(summary);
         }
         let epoch_seconds = epoch_start.elapsed().as_secs_f64();
@@ -237,6 +234,21 @@ fn batch_stats(logits: &Tensor, mean_loss: &Tensor, labels: &Tensor) -> Result<T
     let is_max = logits.eq_elementwise(&logits.max(&[1], true)?)?;
     let correct = is_max.mul(&one_hot(labels, shape[1])?)?.sum_all()?;
     Ok(Tensor::stack(&[&mean_loss.mul_scalar(n)?, &correct], 0)?)
+}
+
+/// Ends a run whose loss stopped being finite: says why and writes the summary with the reason.
+pub(crate) fn stop_run(
+    progress: &mut Progress,
+    summary: &mut Summary,
+    reason: String,
+    wall_seconds: f64,
+    out_dir: &Path,
+) -> Result<()> {
+    progress.message(&format!("stopping: {reason}"));
+    progress.finish();
+    summary.stopped = Some(reason);
+    summary.wall_seconds = wall_seconds;
+    summary.write(&out_dir.join(SUMMARY_FILE))
 }
 
 /// Sums per-batch `[loss sum, correct]` on the device until read.

@@ -7,6 +7,7 @@
 //! (model, optimizer under `optimizer.`, and the vocabulary and sizes in the metadata) and
 //! `summary.json` follow, as for the image trainer.
 
+use super::loss_window::LossWindow;
 use super::{cell_name, meta_value, parse_cell};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::text::CharCorpus;
@@ -15,7 +16,7 @@ use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::{draw_line_chart, LineChart, Series};
 use crate::progress::Progress;
 use crate::summary::Summary;
-use crate::trainer::{CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
+use crate::trainer::{stop_run, CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
 use ferrograd_device::Device;
 use ferrograd_graph::functional::cross_entropy;
 use ferrograd_graph::nn::recurrent::{CellKind, RecurrentState};
@@ -222,8 +223,7 @@ pub fn train_char_lm(corpus: &CharCorpus, config: &CharLmConfig, device: &Device
         model.train();
         progress.start_epoch(0);
         let epoch_start = Instant::now();
-        let (mut epoch_sum, mut epoch_steps) = (0.0, 0usize);
-        let (mut window, mut window_steps) = (None::<Tensor>, 0usize);
+        let mut window = LossWindow::default();
         for i in 0..config.steps_per_epoch {
             if chunk == train.chunks() {
                 // a new pass over the text starts from a fresh state
@@ -242,28 +242,16 @@ pub fn train_char_lm(corpus: &CharCorpus, config: &CharLmConfig, device: &Device
             optimizer.step()?;
             state = Some(next.detach());
             step += 1;
-            let loss = loss.detach();
-            window = Some(match window {
-                Some(w) => w.add(&loss)?,
-                None => loss,
-            });
-            window_steps += 1;
+            window.push(&loss)?;
             let mut shown = None;
             if (i + 1) % config.read_every == 0 || i + 1 == config.steps_per_epoch {
-                let sum = window.take().map(|w| w.item()).transpose()?.unwrap_or(0.0);
-                if !sum.is_finite() {
-                    let reason = format!("loss became {sum} by step {step} (epoch {})", epoch + 1);
-                    progress.message(&format!("stopping: {reason}"));
-                    progress.finish();
-                    summary.stopped = Some(reason);
-                    summary.wall_seconds = run_start.elapsed().as_secs_f64();
-                    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
+                let mean = window.read()?;
+                if !mean.is_finite() {
+                    let reason = format!("loss became {mean} by step {step} (epoch {})", epoch + 1);
+                    stop_run(&mut progress, &mut summary, reason, run_start.elapsed().as_secs_f64(), &config.out_dir)?;
                     return Ok(CharLmReport { summary, val_loss: val_losses, out_dir: config.out_dir.clone() });
                 }
-                epoch_sum += sum;
-                epoch_steps += window_steps;
-                shown = Some(sum / window_steps as f64);
-                window_steps = 0;
+                shown = Some(mean);
             }
             let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
             progress.step(shown, ((i + 1) * b * t) as f64 / elapsed);
@@ -277,7 +265,7 @@ pub fn train_char_lm(corpus: &CharCorpus, config: &CharLmConfig, device: &Device
         let row = MetricsRow {
             epoch: epoch + 1,
             step,
-            train_loss: epoch_sum / epoch_steps.max(1) as f64,
+            train_loss: window.epoch_mean(),
             train_acc: None,
             test_loss: Some(val_loss),
             test_acc: None,

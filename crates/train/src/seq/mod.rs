@@ -13,6 +13,7 @@
 
 pub mod attention_map;
 pub mod char_lm;
+mod loss_window;
 pub mod seq2seq_tasks;
 pub mod seq_mnist;
 

@@ -8,6 +8,7 @@
 //! task in the metadata), `summary.json`.
 
 use super::attention_map_png;
+use super::loss_window::LossWindow;
 use super::meta_value;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::seq2seq::{decode, Example, Seq2SeqBatch, Task, BOS, DIGIT0, EOS, PAD, VOCAB, VOCAB_SIZE};
@@ -16,7 +17,7 @@ use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::{draw_line_chart, plot_training_curves, LineChart, Series};
 use crate::progress::Progress;
 use crate::summary::Summary;
-use crate::trainer::{CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
+use crate::trainer::{stop_run, CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
 use ferrograd_device::Device;
 use ferrograd_graph::functional::cross_entropy_per_sample;
 use ferrograd_graph::nn::attention::{AdditiveAttention, LuongAttention, LuongScore};
@@ -363,8 +364,7 @@ pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result
         module.train();
         progress.start_epoch(0);
         let epoch_start = Instant::now();
-        let (mut epoch_sum, mut epoch_steps) = (0.0, 0usize);
-        let (mut window, mut window_steps) = (None::<Tensor>, 0usize);
+        let mut window = LossWindow::default();
         for i in 0..config.steps_per_epoch {
             // one length per batch (no padding, though the encoder would skip it)
             optimizer.set_lr(schedule.lr(step as usize));
@@ -384,30 +384,18 @@ pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result
             }
             optimizer.step()?;
             step += 1;
-            let loss = loss.detach();
-            window = Some(match window {
-                Some(w) => w.add(&loss)?,
-                None => loss,
-            });
-            window_steps += 1;
+            window.push(&loss)?;
             let mut shown = None;
             if (i + 1) % config.read_every == 0 || i + 1 == config.steps_per_epoch {
-                let sum = window.take().map(|w| w.item()).transpose()?.unwrap_or(0.0);
-                if !sum.is_finite() {
-                    let reason = format!("loss became {sum} by step {step} (epoch {})", epoch + 1);
-                    progress.message(&format!("stopping: {reason}"));
-                    progress.finish();
-                    summary.stopped = Some(reason);
-                    summary.wall_seconds = run_start.elapsed().as_secs_f64();
-                    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
+                let mean = window.read()?;
+                if !mean.is_finite() {
+                    let reason = format!("loss became {mean} by step {step} (epoch {})", epoch + 1);
+                    stop_run(&mut progress, &mut summary, reason, run_start.elapsed().as_secs_f64(), &config.out_dir)?;
                     let report =
                         Seq2SeqTaskReport { summary, accuracy_by_length: accuracy, out_dir: config.out_dir.clone() };
                     return Ok((model, report));
                 }
-                epoch_sum += sum;
-                epoch_steps += window_steps;
-                shown = Some(sum / window_steps as f64);
-                window_steps = 0;
+                shown = Some(mean);
             }
             let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
             progress.step(shown, ((i + 1) * config.batch_size) as f64 / elapsed);
@@ -428,7 +416,7 @@ pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result
         let row = MetricsRow {
             epoch: epoch + 1,
             step,
-            train_loss: epoch_sum / epoch_steps.max(1) as f64,
+            train_loss: window.epoch_mean(),
             train_acc: None,
             test_loss: None,
             test_acc: (!accuracy.is_empty()).then_some(mean_acc),
