@@ -112,8 +112,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn matmul(args: BenchArgs) -> anyhow::Result<()> {
     let device = Device::gpu()?;
     let g = device.gpu_context().context("no GPU context")?.clone();
-    // (this crate does not name wgpu types; the Debug form of wgpu::DeviceType::Cpu is "Cpu")
-    let cpu_adapter = format!("{:?}", g.adapter_info().device_type) == "Cpu";
+    let cpu_adapter = g.is_cpu_adapter();
     let reps = args.reps.unwrap_or(if cpu_adapter { 2 } else { 10 }).max(1);
     let batch = args.batch.unwrap_or(if cpu_adapter { 1 } else { 32 }).max(1);
     let sizes = if !args.sizes.is_empty() {
@@ -207,6 +206,22 @@ fn median_ms(
     let warm = run(1)?;
     let calls = ((20.0 / warm.max(1e-3)) as usize).clamp(1, 100);
     let mut times = (0..reps).map(|_| run(calls)).collect::<anyhow::Result<Vec<f64>>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Median wall-clock milliseconds of `call` with the GPU drained before and after, after one
+/// warm-up call (which also compiles the pipelines).
+fn median_wall_ms(g: &GpuContext, reps: usize, call: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    call()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        g.sync()?;
+        let t0 = Instant::now();
+        call()?;
+        g.sync()?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }

@@ -100,7 +100,7 @@ fn shape_picks_the_kernel_and_large_tiles_run_unforced() {
     // what the launcher runs: rows8 for everything on a CPU adapter, else choose_variant
     let ctx = g.gpu_context().unwrap();
     let p = Problem::new(&sa, &sb, false, false).unwrap();
-    let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let cpu = ctx.is_cpu_adapter();
     let want = if cpu { Variant::Rows8 } else { Variant::Tile128 };
     assert_eq!(pick_variant(ctx, Precision::F32, &p), want);
     let mut rng = Rng::new(13);
@@ -225,7 +225,7 @@ fn an_inner_dimension_past_lavapipes_loop_limit_is_an_error_there_and_exact_else
         Array::from_f32(&g, &vec![1.0; 2 * k], &[2, k]).unwrap(),
         Array::from_f32(&g, &vec![1.0; k], &[k, 1]).unwrap(),
     );
-    let cpu_adapter = g.gpu_context().unwrap().adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let cpu_adapter = g.gpu_context().unwrap().is_cpu_adapter();
     match matmul(&a, &b, false, false) {
         Err(e) => assert!(cpu_adapter && e.to_string().contains("65535"), "{e}"),
         Ok(c) => assert!(!cpu_adapter && c.to_f32_vec().unwrap() == vec![k as f32; 2], "a sum cut short"),

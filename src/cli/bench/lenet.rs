@@ -4,7 +4,7 @@
 //! time (60,000 images) it projects. With `--profile`, the whole step runs with per-dispatch
 //! timestamps instead and the report gives GPU time per kernel and the idle share.
 
-use super::{median_ms, BenchArgs};
+use super::{median_ms, median_wall_ms, BenchArgs};
 use anyhow::Context;
 use ferrograd_device::gpu::{GpuContext, GpuTimer, ProfileSummary};
 use ferrograd_device::kernels::conv::{col2im, im2col, Conv2dGeometry};
@@ -17,7 +17,6 @@ use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::testing::Rng;
 use ferrograd_device::{Array, Device};
 use std::sync::Arc;
-use std::time::Instant;
 
 const EPOCH_IMAGES: usize = 60_000;
 
@@ -294,7 +293,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("  {f:<12} {ms:>9.3}  {:>5.1}%", 100.0 * ms / total);
     }
     println!("  {:<12} {total:>9.3}", "total");
-    let wall = step_wall_ms(&g, &ops, reps)?;
+    // the whole step recorded back to back, one wait
+    let wall = median_wall_ms(&g, reps, || ops.iter().try_for_each(|op| (op.record)()).map_err(Into::into))?;
     println!(
         "\nwhole step recorded back to back + one wait: median {wall:.3} ms wall \
          ({:.3} ms beyond the kernels: recording, dispatch, submit)",
@@ -307,23 +307,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         wall * steps as f64 / 1e3
     );
     Ok(())
-}
-
-/// Median wall milliseconds of recording every op once and waiting.
-fn step_wall_ms(g: &GpuContext, ops: &[Op], reps: usize) -> anyhow::Result<f64> {
-    let mut times = vec![];
-    for _ in 0..reps + 1 {
-        g.sync()?;
-        let t0 = Instant::now();
-        for op in ops {
-            (op.record)()?;
-        }
-        g.sync()?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    times.remove(0);
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
 }
 
 /// Runs the step `reps` times with per-dispatch timestamps and prints GPU time per family and kernel.

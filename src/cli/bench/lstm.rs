@@ -3,12 +3,12 @@
 //! of its outputs. `benches/pytorch/lstm.py` times `torch.nn.LSTM` (cuDNN on CUDA) on the same
 //! workload and prints the same line; `--compare` prints the ratio.
 
-use super::BenchArgs;
+use super::{median_wall_ms, BenchArgs};
+use anyhow::Context;
 use ferrograd_device::Device;
 use ferrograd_graph::nn::recurrent::{Lstm, RecurrentConfig};
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::{manual_seed, no_grad, Tensor};
-use std::time::Instant;
 
 /// The workload: 2 layers of 512 units, 64 steps, batch 64.
 const GPU_DEFAULT: (usize, usize, usize, usize) = (2, 512, 64, 64);
@@ -17,7 +17,8 @@ const CPU_DEFAULT: (usize, usize, usize, usize) = (2, 128, 32, 64);
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let device = Device::gpu()?;
-    let cpu_adapter = device.gpu_context().is_some_and(|g| format!("{:?}", g.adapter_info().device_type) == "Cpu");
+    let g = device.gpu_context().context("no GPU context")?.clone();
+    let cpu_adapter = g.is_cpu_adapter();
     let (layers, hidden, steps, batch) = if cpu_adapter { CPU_DEFAULT } else { GPU_DEFAULT };
     let layers = args.layers.unwrap_or(layers).max(1);
     let hidden = args.hidden.unwrap_or(hidden).max(1);
@@ -41,8 +42,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         lstm.forward_with(&x, None)?.0.sum_all()?.backward()?;
         Ok(())
     };
-    let forward_ms = median_wall_ms(&device, reps, forward)?;
-    let forward_backward_ms = median_wall_ms(&device, reps, forward_backward)?;
+    let forward_ms = median_wall_ms(&g, reps, forward)?;
+    let forward_backward_ms = median_wall_ms(&g, reps, forward_backward)?;
 
     // multiply-adds of the input and recurrent projections (4 gates), forward only
     let gflop = 2.0 * 2.0 * (4 * hidden * hidden * batch * steps * layers) as f64 / 1e9;
@@ -53,20 +54,4 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         gflop / (forward_ms * 1e-3)
     );
     Ok(())
-}
-
-/// Median wall-clock milliseconds of `call` with the device drained before and after, after one
-/// warm-up call (which also compiles the pipelines).
-fn median_wall_ms(device: &Device, reps: usize, call: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<f64> {
-    call()?;
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        device.sync()?;
-        let t0 = Instant::now();
-        call()?;
-        device.sync()?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
 }

@@ -117,6 +117,12 @@ impl GpuContext {
         &self.info
     }
 
+    /// Whether the adapter is a CPU rasterizer (lavapipe, WARP), which several kernels and
+    /// benchmarks treat differently.
+    pub fn is_cpu_adapter(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn raw_device(&self) -> &wgpu::Device {
         &self.device
     }

@@ -195,7 +195,7 @@ pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant
 /// `ferrograd bench lenet-kernels` measured rows8 5-40x faster on LeNet's GEMMs), else
 /// [`choose_variant`].
 pub fn pick_variant(g: &GpuContext, precision: Precision, p: &Problem) -> Variant {
-    if g.adapter_info().device_type == wgpu::DeviceType::Cpu {
+    if g.is_cpu_adapter() {
         Variant::Rows8
     } else {
         choose_variant(g.caps(), precision, p)
@@ -247,7 +247,7 @@ pub fn matmul_using(
                     ),
                 });
             }
-            if g.adapter_info().device_type == wgpu::DeviceType::Cpu && p.k > CPU_ADAPTER_MAX_K {
+            if g.is_cpu_adapter() && p.k > CPU_ADAPTER_MAX_K {
                 return Err(DeviceError::Unsupported {
                     kernel: NAME,
                     detail: format!(

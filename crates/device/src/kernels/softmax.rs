@@ -51,7 +51,7 @@ pub const THREAD_ROW_MAX_COLS: usize = 2048;
 /// adapter up to [`THREAD_ROW_MAX_COLS`] (lavapipe runs workgroup barriers lane by lane: a
 /// small Transformer's attention softmax took 290 ms a call with a workgroup per row).
 pub fn row_schedule(g: &GpuContext, cols: usize) -> RowSchedule {
-    let cpu = g.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let cpu = g.is_cpu_adapter();
     if cols <= THREAD_ROW_FAST_COLS || (cpu && cols <= THREAD_ROW_MAX_COLS) {
         RowSchedule::Thread
     } else {
