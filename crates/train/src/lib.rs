@@ -12,6 +12,7 @@ pub mod plot;
 pub mod progress;
 pub mod seq;
 pub mod summary;
+pub mod tfevents;
 pub mod trainer;
 pub mod visualize;
 

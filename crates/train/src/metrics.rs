@@ -1,7 +1,9 @@
 //! The metrics CSV: one row per evaluation point (usually an epoch), flushed as it is written
 //! so a crashed run keeps its history. Empty cells mean "not measured" (e.g. no test pass).
+//! Each row also goes, as TensorBoard scalars, to an event file next to the CSV.
 
 use crate::error::{Result, TrainError};
+use crate::tfevents::EventWriter;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -62,6 +64,19 @@ impl MetricsRow {
             seconds: num(8)?,
         })
     }
+
+    /// The row as TensorBoard scalars (tag, value), leaving out what was not measured.
+    pub fn scalars(&self) -> Vec<(&'static str, f64)> {
+        let measured = [
+            ("train/loss", Some(self.train_loss)),
+            ("train/accuracy", self.train_acc),
+            ("test/loss", self.test_loss),
+            ("test/accuracy", self.test_acc),
+            ("learning_rate", Some(self.lr)),
+            ("throughput/images_per_sec", Some(self.images_per_sec)),
+        ];
+        measured.into_iter().filter_map(|(tag, v)| v.map(|v| (tag, v))).collect()
+    }
 }
 
 /// Reads every row of a metrics CSV.
@@ -84,14 +99,18 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
 pub struct MetricsWriter {
     path: PathBuf,
     file: File,
+    events: EventWriter,
 }
 
 impl MetricsWriter {
-    /// Starts a new CSV at `path` (replacing any old one).
+    /// Starts a new CSV at `path` (replacing any old one), and a new event file beside it
+    /// (replacing the old ones there).
     pub fn create(path: &Path) -> Result<MetricsWriter> {
         let mut file = File::create(path).map_err(|e| TrainError::io(path, e))?;
         writeln!(file, "{CSV_HEADER}").map_err(|e| TrainError::io(path, e))?;
-        Ok(MetricsWriter { path: path.to_path_buf(), file })
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let events = EventWriter::create(dir)?;
+        Ok(MetricsWriter { path: path.to_path_buf(), file, events })
     }
 
     /// Continues the CSV of a resumed run: keeps the rows up to and including `step` (later ones
@@ -109,11 +128,17 @@ impl MetricsWriter {
         Ok(writer)
     }
 
-    /// Appends a row and flushes it to the file.
+    /// Appends a row and flushes it to the CSV and the event file.
     pub fn write(&mut self, row: &MetricsRow) -> Result<()> {
         writeln!(self.file, "{}", row.to_csv())
             .and_then(|_| self.file.flush())
-            .map_err(|e| TrainError::io(&self.path, e))
+            .map_err(|e| TrainError::io(&self.path, e))?;
+        self.events.scalars(row.step, &row.scalars())
+    }
+
+    /// Records scalars between rows (e.g. the training loss of each step) in the event file only.
+    pub fn step_scalars(&mut self, step: u64, scalars: &[(&str, f64)]) -> Result<()> {
+        self.events.scalars(step, scalars)
     }
 
     pub fn path(&self) -> &Path {

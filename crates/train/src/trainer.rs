@@ -146,6 +146,7 @@ pub fn train_classifier(
                 }
                 epoch_acc = (epoch_acc.0 + loss_sum, epoch_acc.1 + correct, epoch_acc.2 + n);
                 shown_loss = Some(loss_sum / n as f64);
+                metrics.step_scalars(step, &[("train/step_loss", loss_sum / n as f64), ("train/step_lr", lr)])?;
             }
             let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
             progress.step(shown_loss, ((i + 1) * train.config().batch_size) as f64 / elapsed);
