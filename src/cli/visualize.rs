@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use ferrograd_train::data::image_folder::load_like;
 use ferrograd_train::seq::seq2seq_tasks::attention_map_for_checkpoint;
-use ferrograd_train::visualize::{self, OcclusionOptions, DEFAULT_OCCLUSION_BATCH};
+use ferrograd_train::visualize::{self, OcclusionOptions, Picture, DEFAULT_OCCLUSION_BATCH};
 use std::path::PathBuf;
 
 #[derive(Args, Clone, Debug)]
@@ -43,8 +43,11 @@ pub struct VisualizeArgs {
     /// Directory for the PNGs
     #[arg(long, default_value = "visualize")]
     pub out: PathBuf,
+    /// Where the checkpoint's data set lives, when it is not in the default place (its class
+    /// names and normalisation are read from it)
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// `gpu` (the best adapter), `gpu:NAME` (an adapter whose name contains NAME) or `cpu`
     #[arg(long, default_value = "gpu")]
     pub device: String,
 }
@@ -68,8 +71,9 @@ pub fn run(args: VisualizeArgs) -> anyhow::Result<()> {
     let image = args.image.as_ref().map(|path| load_like(path, like, restored.pad)).transpose()?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
 
+    let trained = format!("{model_name} ({})", restored.checkpoint.meta.dataset);
     let filters = args.out.join("filters.png");
-    let (weight, shape) = visualize::write_filters(model, &filters)?;
+    let (weight, shape) = visualize::write_filters(model, &Picture { path: &filters, title: &trained })?;
     println!("{}: {weight} {shape:?}", filters.display());
 
     let Some(image) = image else {
@@ -79,11 +83,14 @@ pub fn run(args: VisualizeArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let input = [like.channels, like.height, like.width];
+    let image_name = args.image.as_ref().and_then(|p| p.file_name()).map_or("image".into(), |n| n.to_string_lossy());
+    let on_image = format!("{trained} · {image_name}");
     let layer = args.layer.clone().or_else(|| visualize::feature_layers(model_name, model).into_iter().next());
     match layer {
         Some(layer) => {
             let path = args.out.join(format!("feature_maps_{layer}.png"));
-            let maps = visualize::write_feature_maps(model_name, model, &device, &image, input, &layer, &path)?;
+            let picture = Picture { path: &path, title: &on_image };
+            let maps = visualize::write_feature_maps(model_name, model, &device, &image, input, &layer, &picture)?;
             println!("{}: {layer} {maps:?}", path.display());
         }
         None => println!("no feature maps: {model_name} is not one the visualizer can cut into layers"),
@@ -91,11 +98,13 @@ pub fn run(args: VisualizeArgs) -> anyhow::Result<()> {
 
     let opts = OcclusionOptions { patch: args.patch, stride: args.stride, class: args.class, batch: args.batch };
     let map = visualize::occlusion(model, &device, &image, input, &opts)?;
-    let heat = args.out.join("occlusion.png");
-    map.write_heatmap(&heat)?;
-    let overlay = args.out.join("occlusion_overlay.png");
-    map.write_overlay(&image, like.channels, &like.normalization, &overlay)?;
     let class_name = like.classes.get(map.class).map_or("?", String::as_str);
+    let chosen = if args.class.is_some() { "class" } else { "predicted" };
+    let title = format!("{on_image} · {chosen} {} ({class_name})", map.class);
+    let heat = args.out.join("occlusion.png");
+    map.write_heatmap(&Picture { path: &heat, title: &title })?;
+    let overlay = args.out.join("occlusion_overlay.png");
+    map.write_overlay(&image, like.channels, &like.normalization, &Picture { path: &overlay, title: &title })?;
     let lowest = map.window_probabilities.iter().copied().fold(f32::INFINITY, f32::min);
     println!(
         "{} and {}: class {} ({class_name}), probability {:.3} unoccluded, {:.3} at the most sensitive of {}x{} \

@@ -106,18 +106,18 @@ fn render(data: &[f32], shape: [usize; 4], opts: &GridOptions) -> std::result::R
     if n == 0 || h == 0 || w == 0 || opts.zoom == 0 {
         return Err(format!("nothing to draw: shape {shape:?}, zoom {}", opts.zoom));
     }
-    let cols = opts.columns.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).clamp(1, n);
+    let cols = columns(n, opts);
     let rows = n.div_ceil(cols);
     let (tw, th) = (w * opts.zoom, h * opts.zoom);
     let width = cols * tw + (cols + 1) * opts.gap;
     let height = rows * th + (rows + 1) * opts.gap;
     let mut img = RgbImage::from_pixel(width as u32, height as u32, Rgb(opts.background));
     let tile_len = c * h * w;
-    let global = range(data, opts.scaling == Scaling::SymmetricGlobal);
+    let global = value_range(data, opts.scaling);
     for (i, tile) in data.chunks_exact(tile_len).enumerate() {
         let (lo, hi) = if opts.scaling == Scaling::PerTile { range(tile, false) } else { global };
         let scale = |v: f32| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-        let (x0, y0) = (opts.gap + (i % cols) * (tw + opts.gap), opts.gap + (i / cols) * (th + opts.gap));
+        let (x0, y0) = tile_origin(i, n, [h, w], opts);
         for y in 0..h {
             for x in 0..w {
                 let px = if c == 1 {
@@ -135,6 +135,23 @@ fn render(data: &[f32], shape: [usize; 4], opts: &GridOptions) -> std::result::R
         }
     }
     Ok(img)
+}
+
+fn columns(n: usize, opts: &GridOptions) -> usize {
+    opts.columns.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).clamp(1, n.max(1))
+}
+
+/// The top-left pixel of tile `i` of `n` tiles of `[h, w]` source pixels.
+pub fn tile_origin(i: usize, n: usize, [h, w]: [usize; 2], opts: &GridOptions) -> (usize, usize) {
+    let cols = columns(n, opts);
+    let (tw, th) = (w * opts.zoom, h * opts.zoom);
+    (opts.gap + (i % cols) * (tw + opts.gap), opts.gap + (i / cols) * (th + opts.gap))
+}
+
+/// The value range that `scaling` maps onto the colour map over all of `data` (for a colour
+/// bar); for `PerTile` the range of all values, which no single tile need span.
+pub fn value_range(data: &[f32], scaling: Scaling) -> (f32, f32) {
+    range(data, scaling == Scaling::SymmetricGlobal)
 }
 
 /// (min, max) of the finite values; symmetric about 0 when asked. (0, 0) if none is finite.

@@ -5,6 +5,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod figure;
 pub mod grid;
 pub mod loader;
 pub mod metrics;

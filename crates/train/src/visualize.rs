@@ -7,6 +7,7 @@
 
 use crate::data::Normalization;
 use crate::error::{Result, TrainError};
+use crate::figure::{pixel_ticks, write_figure, ColorBar, Figure};
 use crate::grid::{self, Colormap, GridOptions};
 use ferrograd_device::kernels::conv::Conv2dGeometry;
 use ferrograd_device::Device;
@@ -17,6 +18,31 @@ use std::path::Path;
 
 /// Occluded images per forward pass (and per readback).
 pub const DEFAULT_OCCLUSION_BATCH: usize = 64;
+/// Room above each tile of a grid for its label.
+const LABEL_BAND: usize = 18;
+
+/// Where a picture goes and what it is of: `title` names the model, the input and the class
+/// (e.g. "lenet5 (mnist) · digit.png · predicted 7"); each writer adds a line on what it draws.
+#[derive(Clone, Copy, Debug)]
+pub struct Picture<'a> {
+    pub path: &'a Path,
+    pub title: &'a str,
+}
+
+/// Labels over the tiles of a grid: `label(i)` in the band above tile `i`.
+fn tile_labels(
+    n: usize,
+    tile: [usize; 2],
+    opts: &GridOptions,
+    label: impl Fn(usize) -> String,
+) -> Vec<((u32, u32), String)> {
+    (0..n)
+        .map(|i| {
+            let (x, y) = grid::tile_origin(i, n, tile, opts);
+            ((x as u32, (y + 1 - LABEL_BAND) as u32), label(i))
+        })
+        .collect()
+}
 
 /// The first 4-D parameter in state-dict order (the first convolution's `[O, C, KH, KW]`
 /// weight), with its name.
@@ -24,21 +50,42 @@ pub fn first_conv_weight(model: &dyn Module) -> Option<(String, Tensor)> {
     model.named_parameters().into_iter().find(|(_, t)| t.ndim() == 4)
 }
 
-/// Writes the first convolution's filters as a grid: one tile per filter, RGB for 3 input
-/// channels, blue-white-red for 1; other channel counts give one row of tiles per filter.
+/// Writes the first convolution's filters as a grid, each tile enlarged to about 72 pixels and
+/// labelled: one tile per filter, RGB for 3 input channels, blue-white-red with a colour bar
+/// for 1; other channel counts give one row per filter, one tile per input channel.
 /// Returns the weight's name and shape.
-pub fn write_filters(model: &dyn Module, path: &Path) -> Result<(String, [usize; 4])> {
+pub fn write_filters(model: &dyn Module, picture: &Picture) -> Result<(String, [usize; 4])> {
     let (name, weight) = first_conv_weight(model)
         .ok_or_else(|| TrainError::Config("the model has no 4-D (convolution) weight to draw".into()))?;
     let shape: [usize; 4] = weight.shape().try_into().unwrap_or_default();
     let [o, c, kh, kw] = shape;
     let values = weight.to_vec()?;
-    let (tiles, opts) = if c == 1 || c == 3 {
-        (shape, GridOptions::filters())
+    let base = GridOptions { zoom: zoom_for(kh.max(kw), 72), gap: LABEL_BAND, ..GridOptions::filters() };
+    let rgb = c == 3;
+    let (tiles, opts, labels) = if c == 1 || rgb {
+        {
+            let labels = tile_labels(o, [kh, kw], &base, |i| format!("filter {i}"));
+            (shape, base, labels)
+        }
     } else {
-        ([o * c, 1, kh, kw], GridOptions { columns: Some(c), ..GridOptions::filters() })
+        let opts = GridOptions { columns: Some(c), ..base };
+        let labels = tile_labels(o * c, [kh, kw], &opts, |i| format!("f{} ch{}", i / c, i % c));
+        ([o * c, 1, kh, kw], opts, labels)
     };
-    grid::write_image_grid(path, &values, tiles, &opts)?;
+    let range = grid::value_range(&values, opts.scaling);
+    let detail = if rgb {
+        format!("{name} {shape:?}: input channels as red, green, blue; mid-gray is a zero weight")
+    } else {
+        format!("{name} {shape:?}: blue negative, white zero, red positive")
+    };
+    let figure = Figure {
+        title: vec![format!("{}: first-layer filters", picture.title), detail],
+        body: grid::render_image_grid(&values, tiles, &opts)?,
+        tile_labels: labels,
+        color_bar: (!rgb).then(|| ColorBar { colormap: opts.colormap, range, label: "weight".into() }),
+        ..Default::default()
+    };
+    write_figure(&figure, picture.path)?;
     Ok((name, shape))
 }
 
@@ -124,8 +171,8 @@ pub fn feature_maps(model_name: &str, model: &dyn Module, x: &Tensor, layer: &st
 }
 
 /// Writes the feature maps of `layer` for one image (`image [C, H, W]`) as a grid, one tile
-/// per channel on one shared heat scale (so weak channels look dark). Returns the maps'
-/// `[K, H', W']`.
+/// per channel (labelled) on one shared heat scale (so weak channels look dark), with its
+/// colour bar. Returns the maps' `[K, H', W']`.
 pub fn write_feature_maps(
     model_name: &str,
     model: &dyn Module,
@@ -133,13 +180,28 @@ pub fn write_feature_maps(
     image: &[f32],
     shape: [usize; 3],
     layer: &str,
-    path: &Path,
+    picture: &Picture,
 ) -> Result<[usize; 3]> {
     let x = image_tensor(device, image, shape)?;
     let maps = feature_maps(model_name, model, &x, layer)?;
     let [_, k, h, w]: [usize; 4] = maps.shape().try_into().unwrap_or_default();
-    let opts = GridOptions { zoom: zoom_for(h.max(w), 96), ..GridOptions::heatmap() };
-    grid::write_image_grid(path, &maps.to_vec()?, [k, 1, h, w], &opts)?;
+    let opts = GridOptions { zoom: zoom_for(h.max(w), 96), gap: LABEL_BAND, ..GridOptions::heatmap() };
+    let values = maps.to_vec()?;
+    let figure = Figure {
+        title: vec![
+            format!("{}: feature maps of {layer}", picture.title),
+            format!("{k} channels of {h}x{w}, one heat scale for all (a dark channel responds weakly)"),
+        ],
+        body: grid::render_image_grid(&values, [k, 1, h, w], &opts)?,
+        tile_labels: tile_labels(k, [h, w], &opts, |i| format!("ch {i}")),
+        color_bar: Some(ColorBar {
+            colormap: opts.colormap,
+            range: grid::value_range(&values, opts.scaling),
+            label: format!("{layer} activation"),
+        }),
+        ..Default::default()
+    };
+    write_figure(&figure, picture.path)?;
     Ok([k, h, w])
 }
 
@@ -292,22 +354,57 @@ impl OcclusionMap {
         zoom_for(self.height.max(self.width), 256)
     }
 
+    /// The probability range of the map, as drawn black to white.
+    fn range(&self) -> (f32, f32) {
+        grid::value_range(&self.pixel_probabilities, grid::Scaling::Global)
+    }
+
+    /// Title, pixel axes and colour bar around `body` (the map at [`Self::zoom`], offset by
+    /// `offset` pixels).
+    fn figure(&self, picture: &Picture, what: &str, body: RgbImage, offset: u32) -> Figure {
+        let (zoom, step) = (self.zoom(), (self.height.max(self.width) / 4).max(1));
+        let shift = |ticks: Vec<(u32, String)>| ticks.into_iter().map(|(p, t)| (p + offset, t)).collect();
+        Figure {
+            title: vec![
+                format!("{}: {what}", picture.title),
+                format!(
+                    "P(class {}) is {:.3} unoccluded; dark: covering that spot lowers it the most",
+                    self.class, self.base_probability
+                ),
+            ],
+            body,
+            x_ticks: shift(pixel_ticks(self.width, zoom, step)),
+            x_label: Some("x (input pixels)".into()),
+            y_ticks: shift(pixel_ticks(self.height, zoom, step)),
+            y_label: Some("y (input pixels)".into()),
+            color_bar: Some(ColorBar {
+                colormap: Colormap::Heat,
+                range: self.range(),
+                label: format!("P(class {}) with the gray square over the pixel", self.class),
+            }),
+            ..Default::default()
+        }
+    }
+
     /// Writes the per-pixel probability map as a heat map (dark: occluding there lowers the
-    /// class's probability the most), on its own min-max scale.
-    pub fn write_heatmap(&self, path: &Path) -> Result<()> {
+    /// class's probability the most), on its own min-max scale, with its colour bar.
+    pub fn write_heatmap(&self, picture: &Picture) -> Result<()> {
         let opts = GridOptions { zoom: self.zoom(), ..GridOptions::heatmap() };
-        grid::write_image_grid(path, &self.pixel_probabilities, [1, 1, self.height, self.width], &opts)
+        let body = grid::render_image_grid(&self.pixel_probabilities, [1, 1, self.height, self.width], &opts)?;
+        let figure = self.figure(picture, "occlusion sensitivity", body, opts.gap as u32);
+        write_figure(&figure, picture.path)
     }
 
     /// Writes the input image (`[C, H, W]`, un-normalised with `normalization`) blended half
-    /// and half with the heat map's colours.
+    /// and half with the heat map's colours, framed as the heat map is.
     pub fn write_overlay(
         &self,
         image: &[f32],
         channels: usize,
         normalization: &Normalization,
-        path: &Path,
+        picture: &Picture,
     ) -> Result<()> {
+        let path = picture.path;
         let plot_err = |detail: String| TrainError::Plot { path: path.to_path_buf(), detail };
         let (h, w) = (self.height, self.width);
         if image.len() != channels * h * w || normalization.mean.len() < channels || normalization.std.len() < channels
@@ -318,8 +415,7 @@ impl OcclusionMap {
                 normalization.mean.len()
             )));
         }
-        let (lo, hi) =
-            self.pixel_probabilities.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &p| (l.min(p), u.max(p)));
+        let (lo, hi) = self.range();
         let byte = |ch: usize, i: usize| normalization.invert(ch, image[ch * h * w + i]).clamp(0.0, 255.0);
         let zoom = self.zoom();
         let img = RgbImage::from_fn((w * zoom) as u32, (h * zoom) as u32, |x, y| {
@@ -335,6 +431,6 @@ impl OcclusionMap {
             };
             Rgb([0, 1, 2].map(|k| (0.5 * input(k) + 0.5 * heat[k] as f32).round() as u8))
         });
-        img.save(path).map_err(|e| plot_err(e.to_string()))
+        write_figure(&self.figure(picture, "occlusion sensitivity over the input", img, 0), path)
     }
 }

@@ -108,9 +108,9 @@ fn seq2seq_with_attention_learns_to_reverse() {
     assert!(w[4] > 0.5, "{:?}", &w[..5]);
     let png = dir.path().join("attention.png");
     let labels = |t: &[u32]| t.iter().map(|&x| ferrograd_train::data::seq2seq::decode(&[x])).collect::<Vec<_>>();
-    attention_map_png(&w, &labels(&b.src), &labels(&b.tgt_in), &png).unwrap();
+    attention_map_png(&w, &labels(&b.src), &labels(&b.tgt_in), "test", &png).unwrap();
     assert!(inked(&png) > 500);
-    assert!(attention_map_png(&w[..3], &labels(&b.src), &labels(&b.tgt_in), &png).is_err());
+    assert!(attention_map_png(&w[..3], &labels(&b.src), &labels(&b.tgt_in), "test", &png).is_err());
 
     // the library call behind `ferrograd visualize` for a seq2seq checkpoint
     let map = dir.path().join("map.png");

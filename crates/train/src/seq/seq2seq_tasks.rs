@@ -509,7 +509,7 @@ pub fn load_task_model(path: &Path, device: &Device) -> Result<(TaskModel, TaskM
 /// and draws the attention of each output step over the source at `path` (rows: the tokens
 /// produced, `$` for EOS). Returns the decoded output. Seq2Seq without attention has no map.
 pub fn attention_map_for_checkpoint(checkpoint: &Path, source: &str, path: &Path, device: &Device) -> Result<String> {
-    let (model, kind, _) = load_task_model(checkpoint, device)?;
+    let (model, kind, task) = load_task_model(checkpoint, device)?;
     let src = source
         .chars()
         .map(|c| match VOCAB.iter().position(|&v| v == c) {
@@ -534,8 +534,11 @@ pub fn attention_map_for_checkpoint(checkpoint: &Path, source: &str, path: &Path
     let label = |t: &u32| VOCAB.get(*t as usize).copied().unwrap_or('?').to_string();
     let (src_labels, out_labels): (Vec<String>, Vec<String>) =
         (src.iter().map(label).collect(), out.iter().map(label).collect());
-    attention_map_png(&weights, &src_labels, &out_labels, path)?;
-    Ok(decode(out))
+    let decoded = decode(out);
+    let task = format!("{task:?}").to_lowercase();
+    let title = format!("{} ({task} task) · attention decoding {source:?} -> {decoded:?}", kind.name());
+    attention_map_png(&weights, &src_labels, &out_labels, &title, path)?;
+    Ok(decoded)
 }
 
 /// Exact-match accuracy against source length, one line per model (`(label, results)`).
