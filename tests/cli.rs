@@ -195,3 +195,21 @@ fn devices_and_models_list_what_exists() {
     assert!(listing.contains("lenet5") && (listing.contains("61706") || listing.contains("61,706")), "{listing}");
     assert!(listing.contains("resnet50"), "{listing}");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_driver_does_not_complain_about_a_missing_runtime_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .arg("devices")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("the ferrograd binary runs");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("XDG_RUNTIME_DIR"), "{}", text(&out));
+    let private = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    assert_eq!(private.len(), 1, "{private:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&private[0]).unwrap().permissions().mode() & 0o777, 0o700);
+}

@@ -13,10 +13,14 @@ pub struct EvalArgs {
     /// A checkpoint written by `ferrograd train`
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Where the checkpoint's data set lives, when it is not in the default place (class names,
+    /// normalisation and, for eval, the test split come from it)
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// gpu (best adapter), gpu:NAME, or cpu (the f64 reference device: slow)
     #[arg(long, default_value = "gpu")]
     pub device: String,
+    /// Test images per forward pass
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
 }

@@ -5,6 +5,7 @@ mod devices;
 mod eval;
 mod models;
 mod predict;
+pub mod runtime_dir;
 mod sample;
 mod setup;
 mod train;

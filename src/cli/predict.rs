@@ -14,8 +14,11 @@ pub struct PredictArgs {
     /// A PNG or JPEG image; resized to the data set's image size (MNIST-style digits are
     /// white on black)
     pub image: PathBuf,
+    /// Where the checkpoint's data set lives, when it is not in the default place (class names,
+    /// normalisation and, for eval, the test split come from it)
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// gpu (best adapter), gpu:NAME, or cpu (the f64 reference device: slow)
     #[arg(long, default_value = "gpu")]
     pub device: String,
     /// How many classes to print

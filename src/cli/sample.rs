@@ -1,9 +1,8 @@
 //! `ferrograd sample`: text from a character-level language model checkpoint (written by the
 //! char-LM training task), continuing a prompt at a temperature, reproducible by seed.
 
-use anyhow::Context;
+use super::setup::open_device;
 use clap::Args;
-use ferrograd_device::Device;
 use ferrograd_train::seq::char_lm::sample;
 use std::path::PathBuf;
 
@@ -24,10 +23,13 @@ pub struct SampleArgs {
     /// Seed of the sampling (the same seed gives the same text)
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// gpu (best adapter), gpu:NAME, or cpu (the f64 reference device: slow)
+    #[arg(long, default_value = "gpu")]
+    pub device: String,
 }
 
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
-    let device = Device::gpu().context("sampling needs a GPU adapter (lavapipe works)")?;
+    let device = open_device(&args.device)?;
     let text = sample(&args.checkpoint, &args.prompt, args.length, args.temperature, args.seed, &device)?;
     println!("{text}");
     Ok(())

@@ -59,22 +59,28 @@ pub struct TrainArgs {
     /// Epochs (default: the model's recipe)
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Examples per optimizer step (default: the recipe's)
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Peak learning rate (default: the recipe's)
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Optimizer (default: the recipe's)
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// SGD momentum
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    /// Nesterov momentum for SGD
     #[arg(long)]
     pub nesterov: bool,
+    /// Learning-rate schedule over the run (default: the recipe's)
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
+    /// L2 weight decay (decoupled for adamw; default: the recipe's)
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// Label smoothing of the cross-entropy loss, in [0, 1)
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
     /// Clip the gradient norm to this value each step
