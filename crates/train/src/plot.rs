@@ -145,8 +145,15 @@ pub fn draw_line_chart(chart: &LineChart, path: &Path, (width, height): (u32, u3
 }
 
 /// Draws `loss.png` and `accuracy.png` in `dir` from metrics rows, against the epoch (or the
-/// step, when several rows share an epoch). Returns the two paths.
-pub fn plot_training_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<(PathBuf, PathBuf)> {
+/// step, when several rows share an epoch). `step_losses` (x in epochs, training loss read
+/// every few steps) add a finer training curve to a chart by epoch, so that a one-epoch run
+/// shows a curve, not a dot. Returns the two paths.
+pub fn plot_training_curves(
+    rows: &[MetricsRow],
+    step_losses: &[(f64, f64)],
+    dir: &Path,
+    title: &str,
+) -> Result<(PathBuf, PathBuf)> {
     let by_epoch = rows.windows(2).all(|w| w[1].epoch > w[0].epoch);
     let x = |r: &MetricsRow| if by_epoch { r.epoch as f64 } else { r.step as f64 };
     let x_label = if by_epoch { "epoch" } else { "step" };
@@ -158,7 +165,13 @@ pub fn plot_training_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Res
         title: format!("{title}: loss"),
         x_label: x_label.into(),
         y_label: "cross-entropy loss".into(),
-        series: vec![series("train", &|r| Some(r.train_loss)), series("test", &|r| r.test_loss)],
+        series: [series("train", &|r| Some(r.train_loss)), series("test", &|r| r.test_loss)]
+            .into_iter()
+            .chain(
+                (by_epoch && !step_losses.is_empty())
+                    .then(|| Series { name: "train, every few steps".into(), points: step_losses.to_vec() }),
+            )
+            .collect(),
     };
     let acc = LineChart {
         title: format!("{title}: accuracy"),
@@ -207,7 +220,8 @@ mod tests {
     #[test]
     fn training_curves_are_drawn() {
         let dir = tempfile::tempdir().unwrap();
-        let (loss, acc) = plot_training_curves(&rows(), dir.path(), "lenet5 on mnist").unwrap();
+        let steps: Vec<(f64, f64)> = (0..120).map(|i| (i as f64 * 0.1, 2.0 / (1.0 + i as f64))).collect();
+        let (loss, acc) = plot_training_curves(&rows(), &steps, dir.path(), "lenet5 on mnist").unwrap();
         for p in [&loss, &acc] {
             let img = image::open(p).unwrap();
             assert_eq!((img.width(), img.height()), (900, 560));
@@ -216,6 +230,7 @@ mod tests {
         // a series colour shows up: the train curve is drawn
         let img = image::open(&loss).unwrap().to_rgb8();
         assert!(img.pixels().any(|p| p.0 == [31, 119, 180]));
+        assert!(img.pixels().any(|p| p.0 == [44, 160, 44]), "the step-loss curve is drawn");
     }
 
     #[test]
@@ -238,7 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = rows();
         r[5].train_loss = f64::NAN;
-        plot_training_curves(&r, dir.path(), "nan").unwrap();
+        plot_training_curves(&r, &[], dir.path(), "nan").unwrap();
         let empty = LineChart {
             title: "empty".into(),
             x_label: "x".into(),

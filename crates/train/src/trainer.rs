@@ -119,6 +119,9 @@ pub fn train_classifier(
         stopped: None,
     };
     let (mut images_trained, mut train_seconds) = (0usize, 0.0f64);
+    // the loss at each read point, for loss.png and the event file; a resumed run has only
+    // its own (the event file is rewritten from metrics.csv, which holds epochs)
+    let mut step_losses: Vec<(f64, f64)> = Vec::new();
 
     for epoch in start_epoch..config.epochs {
         model.train();
@@ -147,6 +150,7 @@ pub fn train_classifier(
                 epoch_acc = (epoch_acc.0 + loss_sum, epoch_acc.1 + correct, epoch_acc.2 + n);
                 shown_loss = Some(loss_sum / n as f64);
                 metrics.step_scalars(step, &[("train/step_loss", loss_sum / n as f64), ("train/step_lr", lr)])?;
+                step_losses.push((step as f64 / steps_per_epoch as f64, loss_sum / n as f64));
             }
             let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
             progress.step(shown_loss, ((i + 1) * train.config().batch_size) as f64 / elapsed);
@@ -179,6 +183,7 @@ pub fn train_classifier(
         metrics.write(&row)?;
         plot_training_curves(
             &read_metrics(&csv_path)?,
+            &step_losses,
             &config.out_dir,
             &format!("{} on {}", config.model_name, config.dataset_name),
         )?;

@@ -427,7 +427,7 @@ pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result
         metrics.write(&row)?;
         let title = format!("{} on {dataset}", config.model.name());
         if !accuracy.is_empty() {
-            plot_training_curves(&read_metrics(&csv_path)?, &config.out_dir, &title)?;
+            plot_training_curves(&read_metrics(&csv_path)?, &[], &config.out_dir, &title)?;
         }
         write_accuracy_csv(&config.out_dir.join(ACCURACY_BY_LENGTH_FILE), &accuracy)?;
         save_task_model(&model, &optimizer, config, &dataset, epoch + 1, step)?;
