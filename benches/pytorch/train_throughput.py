@@ -16,9 +16,14 @@ CUDA synchronisation around them; the median of --reps such runs is reported.
 
 Output: one line per workload, `workload images_per_s`, e.g. `resnet20.b256.f32 12345.6`.
 
+`resnet18` and `vgg16_bn` name the 32x32 variants, as `ferrograd bench train` does. --batch
+overrides every workload's batch. --compare FILE reads `ferrograd bench train` output and
+prints ferrograd / torch images/s for the rows both have.
+
 usage: python3 benches/pytorch/train_throughput.py [--models lenet5,resnet20,...]
                                                    [--modes f32,amp] [--steps N] [--reps N]
                                                    [--warmup N] [--device cuda|cpu]
+                                                   [--batch B] [--compare FILE]
 """
 import argparse
 import statistics
@@ -123,6 +128,7 @@ WORKLOADS = {
     "resnet18_cifar": (resnet18_cifar, (3, 32, 32), 256),
     "vgg16_bn_cifar": (vgg16_bn_cifar, (3, 32, 32), 128),
 }
+ALIASES = {"resnet18": "resnet18_cifar", "vgg16_bn": "vgg16_bn_cifar"}
 
 
 def sync(device):
@@ -130,8 +136,9 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def images_per_s(name, mode, device, steps, reps, warmup):
-    make, shape, batch = WORKLOADS[name]
+def images_per_s(name, mode, device, steps, reps, warmup, batch=None):
+    make, shape, default_batch = WORKLOADS[ALIASES.get(name, name)]
+    batch = batch or default_batch
     model = make().to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     amp = mode == "amp"
@@ -168,7 +175,15 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--compare", default=None, help="ferrograd bench train output to set beside")
     args = ap.parse_args()
+    ours = {}
+    if args.compare:
+        for line in open(args.compare):
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "images_per_s":
+                ours[parts[0]] = float(parts[2])
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -176,15 +191,18 @@ def main():
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# torch {torch.__version__} on {name}; eager, TF32 off; images/s, median of {args.reps} x {args.steps} steps")
     for model in args.models.split(","):
-        if model not in WORKLOADS:
+        if ALIASES.get(model, model) not in WORKLOADS:
             raise SystemExit(f"unknown model {model!r}; known: {', '.join(WORKLOADS)}")
         for mode in args.modes.split(","):
             if mode not in ("f32", "amp"):
                 raise SystemExit(f"unknown mode {mode!r}; known: f32, amp")
             if mode == "amp" and device.type != "cuda":
                 continue  # fp16 autocast is a GPU mode
-            workload, rate = images_per_s(model, mode, device, args.steps, args.reps, args.warmup)
-            print(f"{workload} {rate:.1f}", flush=True)
+            workload, rate = images_per_s(model, mode, device, args.steps, args.reps, args.warmup, args.batch)
+            line = f"{workload} images_per_s {rate:.1f} ms_per_step {1e3 * int(workload.split('.b')[1].split('.')[0]) / rate:.2f}"
+            if workload in ours:
+                line += f" ferrograd {ours[workload]:.1f} ratio {ours[workload] / rate:.3f}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
 //! prints the same table from PyTorch (see `benches/README.md`).
 //! `ferrograd bench lenet-kernels`: the kernels of one LeNet-5 training step (see `lenet`).
 //! `ferrograd bench lstm`: a stacked LSTM's forward and backward time (see `lstm`).
+//! `ferrograd bench train`: a zoo model's training throughput and per-step GPU counters (see `train`).
 
 mod lenet;
 mod lstm;
+mod train;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use ferrograd_device::gpu::{GpuContext, GpuTimer};
+use ferrograd_device::gpu::{GpuContext, GpuTimer, ProfileSummary};
 use ferrograd_device::kernels::matmul::{effective_precision, matmul_using, pick_variant, Precision, Problem, Variant};
 use ferrograd_device::testing::Rng;
 use ferrograd_device::{Array, DType, Device};
@@ -20,16 +22,27 @@ pub struct BenchArgs {
     /// What to benchmark
     #[arg(value_enum)]
     pub what: Workload,
-    /// Square sizes (default 512,1024,2048,4096; at most 1024 on a CPU adapter)
+    /// Square sizes (default 512,1024,2048,4096; at most 1024 on a CPU adapter); with --sizes
+    /// only those run, unless --conv asks for the convolution-shaped problems too
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<usize>,
+    /// matmul: also run the convolution-shaped GEMMs when --sizes is given (always run without it)
+    #[arg(long)]
+    pub conv: bool,
     /// Timed repetitions per problem; the median is printed (default 10, 2 on a CPU adapter)
     #[arg(long)]
     pub reps: Option<usize>,
     /// Images per batch: in matmul's convolution-shaped problems (default 32, 1 on a CPU
-    /// adapter); of the LeNet-5 step (default 128); sequences in the LSTM's batch (default 64)
+    /// adapter); of the LeNet-5 step and of `train` (default 128); sequences in the LSTM's
+    /// batch (default 64)
     #[arg(long)]
     pub batch: Option<usize>,
+    /// train: the model (lenet5, resnet20, resnet18, vgg16_bn, or any name from `ferrograd models`)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// train: timed steps per run (default 20, 2 on a CPU adapter)
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// lstm: stacked layers (default 2)
     #[arg(long)]
     pub layers: Option<usize>,
@@ -42,8 +55,8 @@ pub struct BenchArgs {
     /// Force this f32 matmul kernel instead of the one chosen by shape
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
-    /// lenet-kernels: time every dispatch of whole steps with timestamp queries and report GPU
-    /// time per kernel family and the idle share
+    /// lenet-kernels, train: time every dispatch of whole steps with timestamp queries and report
+    /// GPU time per kernel family and the idle share
     #[arg(long)]
     pub profile: bool,
 }
@@ -56,6 +69,8 @@ pub enum Workload {
     LenetKernels,
     /// Forward and forward+backward time of a stacked LSTM (torch.nn.LSTM's workload)
     Lstm,
+    /// Training throughput of a zoo model and what one step does on the GPU
+    Train,
 }
 
 /// The f32 matmul kernels that can be forced.
@@ -106,6 +121,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::Matmul => matmul(args),
         Workload::LenetKernels => lenet::run(&args),
         Workload::Lstm => lstm::run(&args),
+        Workload::Train => train::run(&args),
     }
 }
 
@@ -146,7 +162,8 @@ fn matmul(args: BenchArgs) -> anyhow::Result<()> {
     );
     let square = sizes.iter().map(|&s| Gemm { label: format!("square{s}"), m: s, n: s, k: s });
     let mut rng = Rng::new(1234);
-    for gemm in square.chain(conv_gemms(batch)) {
+    let conv = if args.sizes.is_empty() || args.conv { conv_gemms(batch) } else { vec![] };
+    for gemm in square.chain(conv) {
         let a = Array::from_f32(&device, &rng.vec(gemm.m * gemm.k), &[gemm.m, gemm.k])?;
         let b = Array::from_f32(&device, &rng.vec(gemm.k * gemm.n), &[gemm.k, gemm.n])?;
         let problem = Problem::new(a.shape(), b.shape(), false, false)?;
@@ -224,6 +241,26 @@ fn median_wall_ms(g: &GpuContext, reps: usize, call: impl Fn() -> anyhow::Result
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// GPU time per kernel family and per kernel of a profile taken over `reps` steps.
+fn print_profile(s: &ProfileSummary, reps: usize) {
+    let per = |ms: f64| ms / reps as f64;
+    println!("\nGPU time per step (per-dispatch timestamps, each dispatch in its own pass; {reps} steps):");
+    println!("{:<28} {:>9} {:>6} {:>10}", "kernel family", "ms", "%", "dispatches");
+    for l in &s.families {
+        println!("{:<28} {:>9.3} {:>5.1}% {:>10}", l.name, per(l.ms), 100.0 * l.ms / s.busy_ms, l.dispatches / reps);
+    }
+    println!("\n{:<28} {:>9} {:>6} {:>10}", "kernel", "ms", "%", "dispatches");
+    for l in &s.kernels {
+        println!("{:<28} {:>9.3} {:>5.1}% {:>10}", l.name, per(l.ms), 100.0 * l.ms / s.busy_ms, l.dispatches / reps);
+    }
+    println!(
+        "\nbusy {:.3} ms per step, span {:.3} ms per step: GPU idle {:.1}% of the span (recording, submits, waits)",
+        per(s.busy_ms),
+        per(s.span_ms),
+        100.0 * s.idle_share()
+    );
 }
 
 /// One line: buffer-to-buffer copy bandwidth (bytes read + written per second).

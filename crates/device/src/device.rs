@@ -99,6 +99,13 @@ impl Device {
         }
     }
 
+    /// Restart the peak of bytes live from now (no-op on the CPU).
+    pub fn reset_peak_bytes(&self) {
+        if let Device::Gpu(g) = self {
+            g.reset_peak_bytes()
+        }
+    }
+
     /// Whether the device can run f16 kernels.
     pub fn has_f16(&self) -> bool {
         match self {

@@ -4,7 +4,7 @@
 //! time (60,000 images) it projects. With `--profile`, the whole step runs with per-dispatch
 //! timestamps instead and the report gives GPU time per kernel and the idle share.
 
-use super::{median_ms, median_wall_ms, BenchArgs};
+use super::{median_ms, median_wall_ms, print_profile, BenchArgs};
 use anyhow::Context;
 use ferrograd_device::gpu::{GpuContext, GpuTimer, ProfileSummary};
 use ferrograd_device::kernels::conv::{col2im, im2col, Conv2dGeometry};
@@ -329,22 +329,10 @@ fn profile(g: &GpuContext, ops: &[Op], reps: usize, steps: usize) -> anyhow::Res
     })();
     g.set_profiling(false)?;
     let s = result?;
-    let per = |ms: f64| ms / reps as f64;
-    println!("\nGPU time per step (per-dispatch timestamps, each dispatch in its own pass; {reps} steps):");
-    println!("{:<28} {:>9} {:>6} {:>10}", "kernel family", "ms", "%", "dispatches");
-    for l in &s.families {
-        println!("{:<28} {:>9.3} {:>5.1}% {:>10}", l.name, per(l.ms), 100.0 * l.ms / s.busy_ms, l.dispatches / reps);
-    }
-    println!("\n{:<28} {:>9} {:>6} {:>10}", "kernel", "ms", "%", "dispatches");
-    for l in &s.kernels {
-        println!("{:<28} {:>9.3} {:>5.1}% {:>10}", l.name, per(l.ms), 100.0 * l.ms / s.busy_ms, l.dispatches / reps);
-    }
+    print_profile(&s, reps);
     println!(
-        "\nbusy {:.3} ms per step, span {:.3} ms per step: GPU idle {:.1}% of the span (recording, submits, waits)",
-        per(s.busy_ms),
-        per(s.span_ms),
-        100.0 * s.idle_share()
+        "projected epoch from GPU busy time: {:.1} s ({steps} steps)",
+        s.busy_ms / reps as f64 * steps as f64 / 1e3
     );
-    println!("projected epoch from GPU busy time: {:.1} s ({steps} steps)", per(s.busy_ms) * steps as f64 / 1e3);
     Ok(())
 }

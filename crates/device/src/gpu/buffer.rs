@@ -12,7 +12,9 @@ pub struct GpuBuffer {
 
 impl GpuBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, ctx: Arc<GpuContext>) -> Self {
-        ctx.counters.bytes_live.fetch_add(bucket, Relaxed);
+        let live = ctx.counters.bytes_live.fetch_add(bucket, Relaxed) + bucket;
+        ctx.counters.peak_bytes_live.fetch_max(live, Relaxed);
+        ctx.counters.bytes_allocated.fetch_add(bucket, Relaxed);
         GpuBuffer { buffer: Some(buffer), bucket, ctx }
     }
 

@@ -135,6 +135,12 @@ impl GpuContext {
         self.counters.snapshot()
     }
 
+    /// Restart `Stats::peak_bytes_live` from the bytes live now.
+    pub fn reset_peak_bytes(&self) {
+        let live = self.counters.bytes_live.load(Relaxed);
+        self.counters.peak_bytes_live.store(live, Relaxed);
+    }
+
     /// Fill every newly allocated kernel output with NaN, so a kernel that forgets to
     /// write an element fails its parity test. Off by default; the tests turn it on.
     pub fn set_poison_outputs(&self, on: bool) {
@@ -329,6 +335,7 @@ impl GpuContext {
             label: None,
             timestamp_writes: Some(profiler.next_writes(label)),
         });
+        self.counters.compute_passes.fetch_add(1, Relaxed);
         record(&mut pass);
     }
 
@@ -340,6 +347,7 @@ impl GpuContext {
             let pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None })
                 .forget_lifetime();
+            self.counters.compute_passes.fetch_add(1, Relaxed);
             rec.pass = Some(pass);
         }
         rec.pass.as_mut().unwrap()
