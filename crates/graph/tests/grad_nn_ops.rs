@@ -6,6 +6,7 @@ use common::{check, check_with, indices, input, positive};
 use ferrograd_device::testing::Rng;
 use ferrograd_graph::gradcheck::GradCheck;
 use ferrograd_graph::ops::{embedding, loss, norm};
+use ferrograd_graph::Tensor;
 
 #[test]
 fn batch_norm_training_and_eval() {
@@ -17,14 +18,22 @@ fn batch_norm_training_and_eval() {
             |t| norm::batch_norm(&t[0], None, Some(&t[1]), Some(&t[2]), true, 1e-5),
             &[x.clone(), w.clone(), b.clone()],
         );
+        // running statistics are buffers (no gradient, as in PyTorch): constants on x's device
         let (rm, rv) = (input(&mut rng, &[3]), positive(&mut rng, &[3]));
         check(
             &format!("batch_norm eval {shape:?}"),
             |t| {
-                let stats = norm::RunningStats { mean: &t[3], var: &t[4], momentum: 0.1 };
+                let device = t[0].device();
+                let (mean, var) = (Tensor::new(rm.to_device(&device)?), Tensor::new(rv.to_device(&device)?));
+                let stats = norm::RunningStats { mean: &mean, var: &var, momentum: 0.1 };
                 norm::batch_norm(&t[0], Some(stats), Some(&t[1]), Some(&t[2]), false, 1e-5)
             },
-            &[x, w, b, rm, rv],
+            &[x.clone(), w.clone(), b.clone()],
+        );
+        check(
+            &format!("batch_norm train, no affine {shape:?}"),
+            |t| norm::batch_norm(&t[0], None, None, None, true, 1e-5),
+            std::slice::from_ref(&x),
         );
     }
 }

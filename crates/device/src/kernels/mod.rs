@@ -2,6 +2,7 @@
 //! and a `reference` submodule: the CPU twin in f64 that the parity tests compare against.
 
 pub mod attention;
+pub mod batch_norm;
 pub mod common;
 pub mod conv;
 pub mod copy;

@@ -1,12 +1,11 @@
 //! Normalisation: batch norm (batch statistics and running averages in training, running
-//! statistics in eval), layer norm, and local response norm (AlexNet), composed from
-//! differentiable ops so their gradients follow from the parts.
+//! statistics in eval; fused kernels), layer norm, and local response norm (AlexNet), the
+//! last two composed from differentiable ops so their gradients follow from the parts.
 
-use crate::autograd::no_grad;
 use crate::error::{invalid, shape_err, Result};
-use crate::tensor::{scale, Tensor};
+use crate::tensor::Tensor;
+use ferrograd_device::kernels::batch_norm::{batch_norm_apply, batch_norm_backward, batch_norm_stats};
 use ferrograd_device::kernels::conv::Conv2dGeometry;
-use ferrograd_device::kernels::elementwise::{binary, BinaryOp};
 
 /// Running statistics of a batch-norm layer, updated in training (`momentum` weighs the
 /// new batch: `running = (1 - momentum) * running + momentum * batch`, the variance unbiased).
@@ -18,7 +17,8 @@ pub struct RunningStats<'a> {
 
 /// `x` normalised per channel (dim 1) of `[N, C, ...]`, then `* weight + bias` (`[C]` each).
 /// In `training`, batch statistics are used (biased variance) and `running` (if given)
-/// is updated; otherwise `running` is required and used.
+/// is updated; otherwise `running` is required and used. Two launches forward (statistics,
+/// then normalise) and two backward (`ferrograd_device::kernels::batch_norm`).
 pub fn batch_norm(
     x: &Tensor,
     running: Option<RunningStats<'_>>,
@@ -31,35 +31,45 @@ pub fn batch_norm(
     if shape.len() < 2 {
         return shape_err("batch_norm", format!("input {shape:?} needs [N, C, ...]"));
     }
-    let c = shape[1];
-    let mut bshape = vec![1; shape.len()];
-    bshape[1] = c;
-    let axes: Vec<isize> = (0..shape.len() as isize).filter(|&a| a != 1).collect();
-    let count = x.numel() / c.max(1);
+    let mut inputs = vec![x];
+    let affine = match (weight, bias) {
+        (Some(w), Some(b)) => {
+            inputs.extend([w, b]);
+            Some((w.data(), b.data()))
+        }
+        (None, None) => None,
+        _ => return invalid("batch_norm", "give both weight and bias, or neither"),
+    };
+    let xd = x.data();
     let (mean, var) = if training {
+        let count = x.numel() / shape[1].max(1);
         if count < 2 {
             return invalid("batch_norm", format!("training needs more than 1 value per channel, got input {shape:?}"));
         }
-        let mean = x.mean(&axes, true)?;
-        let var = x.sub(&mean)?.square()?.mean(&axes, true)?;
-        if let Some(r) = &running {
-            let _g = no_grad();
-            let m = r.momentum;
-            let unbiased = scale(&var.data().reshape(&[c])?, count as f32 / (count - 1) as f32)?;
-            for (buf, batch) in [(r.mean, mean.data().reshape(&[c])?), (r.var, unbiased)] {
-                let new = binary(BinaryOp::Add, &scale(&buf.data(), 1.0 - m)?, &scale(&batch, m)?)?;
-                buf.set_data(new);
-            }
+        let stored = running.as_ref().map(|r| (r.mean.data(), r.var.data()));
+        let (mean, var, updated) =
+            batch_norm_stats(&xd, stored.as_ref().map(|(m, v)| (m, v)), running.as_ref().map_or(0.0, |r| r.momentum))?;
+        if let (Some(r), Some((m, v))) = (&running, updated) {
+            r.mean.set_data(m);
+            r.var.set_data(v);
         }
         (mean, var)
     } else {
         let Some(r) = running else {
             return invalid("batch_norm", "eval mode needs running statistics");
         };
-        (r.mean.reshape_to(&bshape)?, r.var.reshape_to(&bshape)?)
+        (r.mean.data(), r.var.data())
     };
-    let y = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
-    affine(y, weight, bias, &bshape)
+    let y = batch_norm_apply(&xd, &mean, &var, affine.as_ref().map(|(w, b)| (w, b)), eps)?;
+    let weight = affine.map(|(w, _)| w);
+    Ok(Tensor::from_op("batch_norm", y, &inputs, move |g, needs| {
+        let (dx, dw, db) = batch_norm_backward(&xd, g, &mean, &var, weight.as_ref(), eps, training)?;
+        let mut grads = vec![needs[0].then_some(dx)];
+        if weight.is_some() {
+            grads.extend([needs[1].then_some(dw), needs[2].then_some(db)]);
+        }
+        Ok(grads)
+    }))
 }
 
 fn affine(y: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, shape: &[usize]) -> Result<Tensor> {
