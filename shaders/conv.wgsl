@@ -52,6 +52,10 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
+// Stride 1 on both axes: the window offsets need no division (integer division is slow on CPU
+// adapters, and col2im would otherwise divide four times per tap).
+override UNIT_STRIDE: bool = false;
+
 @group(0) @binding(1) var<storage, read> ccols: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cx: array<f32>;
 
@@ -72,16 +76,30 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     for (var kh = 0u; kh < P.kh; kh = kh + 1u) {
         // oh * SH = y + PH - kh * DH must be a non-negative multiple of SH below OH * SH
         let ty = i32(y + P.ph) - i32(kh * P.dh);
-        if (ty < 0 || u32(ty) % P.sh != 0u || u32(ty) / P.sh >= P.oh) {
-            continue;
-        }
-        let oh = u32(ty) / P.sh;
-        for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
-            let tx = i32(x + P.pw) - i32(kw * P.dw);
-            if (tx < 0 || u32(tx) % P.sw != 0u || u32(tx) / P.sw >= P.ow) {
+        var oh = u32(ty);
+        if (UNIT_STRIDE) {
+            if (ty < 0 || oh >= P.oh) {
                 continue;
             }
-            let ow = u32(tx) / P.sw;
+        } else {
+            if (ty < 0 || oh % P.sh != 0u || oh / P.sh >= P.oh) {
+                continue;
+            }
+            oh = oh / P.sh;
+        }
+        for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
+            let tx = i32(x + P.pw) - i32(kw * P.dw);
+            var ow = u32(tx);
+            if (UNIT_STRIDE) {
+                if (tx < 0 || ow >= P.ow) {
+                    continue;
+                }
+            } else {
+                if (tx < 0 || ow % P.sw != 0u || ow / P.sw >= P.ow) {
+                    continue;
+                }
+                ow = ow / P.sw;
+            }
             let r = (c * P.kh + kh) * P.kw + kw;
             acc = acc + ccols[((n * rows + r) * P.oh + oh) * P.ow + ow];
         }

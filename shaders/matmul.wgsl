@@ -2,12 +2,18 @@
 // crates/device/src/kernels/matmul.rs), which hold the tile kernels.
 
 @group(0) @binding(1) var<storage, read> MA: array<f32>;
-@group(0) @binding(2) var<storage, read> MB: array<f32>;
+// B is bound as vec4 words so `rows8` can load four neighbouring columns in one load
+@group(0) @binding(2) var<storage, read> MB: array<vec4<f32>>;
 
 fn load_a(i: u32) -> f32 {
     return MA[i];
 }
 
 fn load_b(i: u32) -> f32 {
-    return MB[i];
+    return MB[i / 4u][i % 4u];
+}
+
+// Elements i .. i + 3 of B (i a multiple of 4).
+fn load_b4(i: u32) -> vec4<f32> {
+    return MB[i / 4u];
 }

@@ -7,6 +7,9 @@
 // A is [M, K] ([K, M] when TRANS_A); B is [K, N] ([N, K] when TRANS_B); C is [M, N].
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+// C = sum over batches of op(A[b]) * op(B[b]): workgroup z sums batches z * nb .. z * nb + nb - 1
+// (of nbatch) into partial C number z, and the launcher adds the partials (split-K over batches).
+override REDUCE: bool = false;
 
 struct Params {
     M: u32,
@@ -16,10 +19,31 @@ struct Params {
     sa: u32,     // elements between batches of A (0: one A shared by every batch)
     sb: u32,     // same for B
     sc: u32,     // same for C (M * N)
-    nb: u32,     // batches this dispatch covers (read by kernels that fold the batch into N)
+    nb: u32,     // batches this dispatch covers (kernels that fold the batch into N); REDUCE: per split
+    nbatch: u32, // REDUCE: batches in all
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(3) var<storage, read_write> MC: array<f32>;
+
+// The batches [x, y) workgroup z multiplies: its own one, or with REDUCE its split's share.
+fn batch_range(z: u32) -> vec2<u32> {
+    if (REDUCE) {
+        let lo = z * P.nb;
+        return vec2<u32>(lo, min(lo + P.nb, P.nbatch));
+    }
+    return vec2<u32>(P.batch0 + z, P.batch0 + z + 1u);
+}
+
+// Where workgroup z's C starts: its batch's, or with REDUCE its partial's.
+fn c_base(z: u32) -> u32 {
+    if (REDUCE) {
+        return z * P.sc;
+    }
+    return (P.batch0 + z) * P.sc;
+}
 
 // Element (m, k) of A in the batch starting at `base`; 0 outside the matrix (edge tiles).
 fn a_at(base: u32, m: u32, k: u32) -> f32 {

@@ -13,3 +13,8 @@ fn load_a(i: u32) -> f32 {
 fn load_b(i: u32) -> f32 {
     return f32(MB[i]);
 }
+
+// Elements i .. i + 3 of B.
+fn load_b4(i: u32) -> vec4<f32> {
+    return vec4<f32>(f32(MB[i]), f32(MB[i + 1u]), f32(MB[i + 2u]), f32(MB[i + 3u]));
+}

@@ -9,46 +9,55 @@
 // FMAs. The batch is folded into the grid's x: invocation i takes batch i / Q and columns
 // 4 * (i % Q) + 0..3, Q = ceil(N / 4). Rows and columns past the edge are computed on clamped
 // indices and not stored; invocations past the last column block return at once. Dispatch: (ceil(nb * Q / 64), ceil(M / 8), 1), nb = P.nb batches.
+// REDUCE: splits take the batches' place: invocation i sums split i / Q's batches, (ceil(splits * Q / 64), ceil(M / 8), 1).
 // SHARED_A (set when P.sa == 0) makes every A address the same for the whole workgroup, which
 // lets lavapipe load A from a uniform buffer once instead of lane by lane (matmul_ubo.wgsl).
 // LOCAL_A: A holds only this dispatch's batches, from P.batch0 on (a uniform-buffer copy).
 
 override SHARED_A: bool = false;
 override LOCAL_A: bool = false;
+// VEC_B: B's four columns are one aligned load (not TRANS_B, N and B's batch stride multiples
+// of 4; the launcher checks): lavapipe pays per load and lane, so this quarters B's cost.
+override VEC_B: bool = false;
 
 @compute @workgroup_size(64)
 fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let q = (P.N + 3u) / 4u;
     let slot = wid.x * 64u + lid;
     // (lavapipe skips the loads of lanes that have left, which the edge workgroup's mostly are)
-    if (slot >= q * P.nb) {
+    // with REDUCE the splits are folded into x as the batches are otherwise
+    let folded = select(P.nb, (P.nbatch + P.nb - 1u) / P.nb, REDUCE);
+    if (slot >= q * folded) {
         return;
     }
-    let batch = P.batch0 + slot / q;
+    // batches [lo, hi) summed into this invocation's C: its own one, or with REDUCE split
+    // slot / q's share, into partial slot / q
+    var lo = P.batch0 + slot / q;
+    var hi = lo + 1u;
+    var cbase = lo * P.sc;
+    if (REDUCE) {
+        let range = batch_range(slot / q);
+        lo = range.x;
+        hi = range.y;
+        cbase = c_base(slot / q);
+    }
     let n0 = (slot % q) * 4u;
-    // A[m, k] sits at abase + m * arow + k * acol
-    var abase = batch * P.sa;
-    if (LOCAL_A) {
-        abase = (batch - P.batch0) * P.sa;
-    }
-    if (SHARED_A) {
-        abase = 0u;
-    }
     let arow = select(P.K, 1u, TRANS_A);
     let acol = select(1u, P.M, TRANS_A);
     let m0 = wid.y * 8u;
     let last = P.M - 1u;
-    let r0 = abase + min(m0 + 0u, last) * arow;
-    let r1 = abase + min(m0 + 1u, last) * arow;
-    let r2 = abase + min(m0 + 2u, last) * arow;
-    let r3 = abase + min(m0 + 3u, last) * arow;
-    let r4 = abase + min(m0 + 4u, last) * arow;
-    let r5 = abase + min(m0 + 5u, last) * arow;
-    let r6 = abase + min(m0 + 6u, last) * arow;
-    let r7 = abase + min(m0 + 7u, last) * arow;
-    // B[k, n] sits at boff(n) + k * bstep; columns past N read column N - 1
+    // A[m, k] sits at abase + r(m) + k * acol
+    let r0 = min(m0 + 0u, last) * arow;
+    let r1 = min(m0 + 1u, last) * arow;
+    let r2 = min(m0 + 2u, last) * arow;
+    let r3 = min(m0 + 3u, last) * arow;
+    let r4 = min(m0 + 4u, last) * arow;
+    let r5 = min(m0 + 5u, last) * arow;
+    let r6 = min(m0 + 6u, last) * arow;
+    let r7 = min(m0 + 7u, last) * arow;
+    // B[k, n] sits at bbase + boff(n) + k * bstep; columns past N read column N - 1
     let n = min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(P.N - 1u));
-    let boff = vec4<u32>(batch * P.sb) + select(n, n * P.K, TRANS_B);
+    let boff = select(n, n * P.K, TRANS_B);
     let bstep = select(P.N, 1u, TRANS_B);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -58,20 +67,34 @@ fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
-    for (var k = 0u; k < P.K; k = k + 1u) {
-        let bk = boff + vec4<u32>(k * bstep);
-        let bv = vec4<f32>(load_b(bk.x), load_b(bk.y), load_b(bk.z), load_b(bk.w));
-        let ak = k * acol;
-        acc0 = fma(vec4<f32>(load_a(r0 + ak)), bv, acc0);
-        acc1 = fma(vec4<f32>(load_a(r1 + ak)), bv, acc1);
-        acc2 = fma(vec4<f32>(load_a(r2 + ak)), bv, acc2);
-        acc3 = fma(vec4<f32>(load_a(r3 + ak)), bv, acc3);
-        acc4 = fma(vec4<f32>(load_a(r4 + ak)), bv, acc4);
-        acc5 = fma(vec4<f32>(load_a(r5 + ak)), bv, acc5);
-        acc6 = fma(vec4<f32>(load_a(r6 + ak)), bv, acc6);
-        acc7 = fma(vec4<f32>(load_a(r7 + ak)), bv, acc7);
+    for (var batch = lo; batch < hi; batch = batch + 1u) {
+        var abase = batch * P.sa;
+        if (LOCAL_A) {
+            abase = (batch - P.batch0) * P.sa;
+        }
+        if (SHARED_A) {
+            abase = 0u;
+        }
+        let bb = boff + vec4<u32>(batch * P.sb);
+        for (var k = 0u; k < P.K; k = k + 1u) {
+            let bk = bb + vec4<u32>(k * bstep);
+            var bv: vec4<f32>;
+            if (VEC_B) {
+                bv = load_b4(bk.x);
+            } else {
+                bv = vec4<f32>(load_b(bk.x), load_b(bk.y), load_b(bk.z), load_b(bk.w));
+            }
+            let ak = abase + k * acol;
+            acc0 = fma(vec4<f32>(load_a(r0 + ak)), bv, acc0);
+            acc1 = fma(vec4<f32>(load_a(r1 + ak)), bv, acc1);
+            acc2 = fma(vec4<f32>(load_a(r2 + ak)), bv, acc2);
+            acc3 = fma(vec4<f32>(load_a(r3 + ak)), bv, acc3);
+            acc4 = fma(vec4<f32>(load_a(r4 + ak)), bv, acc4);
+            acc5 = fma(vec4<f32>(load_a(r5 + ak)), bv, acc5);
+            acc6 = fma(vec4<f32>(load_a(r6 + ak)), bv, acc6);
+            acc7 = fma(vec4<f32>(load_a(r7 + ak)), bv, acc7);
+        }
     }
-    let cbase = batch * P.sc;
     store_c(cbase, m0 + 0u, n0, acc0);
     store_c(cbase, m0 + 1u, n0, acc1);
     store_c(cbase, m0 + 2u, n0, acc2);

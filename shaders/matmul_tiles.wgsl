@@ -5,7 +5,8 @@
 // K is walked in slabs staged through double-buffered workgroup memory (A stored k-major),
 // the next slab is fetched into registers while the current one is multiplied: one barrier
 // per slab. Loads outside the matrices read 0 and stores outside are skipped, so any M, N, K
-// works (K = 0 writes zeros). Adapted from shared/reference/matmul_f32_128x128.wgsl, with
+// works (K = 0 writes zeros). With REDUCE, workgroup z sums its share of the batches into one
+// partial C (see `batch_range` in matmul_common.wgsl). Adapted from shared/reference/matmul_f32_128x128.wgsl, with
 // scalar loads (transposes and edges allow no vec4 alignment).
 
 // ---- tile64: 64x64 tile of C, 4x4 per thread, K slabs of 16 (small or skinny problems)
@@ -22,10 +23,8 @@ fn put_b64(f: u32, v: f32) {
 
 @compute @workgroup_size(256)
 fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let batch = P.batch0 + wid.z;
-    let abase = batch * P.sa;
-    let bbase = batch * P.sb;
-    let cbase = batch * P.sc;
+    let range = batch_range(wid.z);
+    let cbase = c_base(wid.z);
     let bm0 = wid.y * 64u;
     let bn0 = wid.x * 64u;
     // thread (tx, ty) owns rows ty*4 + 0..3 and columns tx*4 + 0..3 of the tile
@@ -45,9 +44,13 @@ fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
     var acc3_0 = vec4<f32>(0.0);
     var pa: vec4<f32>;
     var pb: vec4<f32>;
-    let ntiles = (P.K + 15u) / 16u;
+    // slab t covers batch range.x + t / kt, k from (t % kt) * 16 (REDUCE sums several batches)
+    let kt = (P.K + 15u) / 16u;
+    let ntiles = (range.y - range.x) * kt;
     {
         let k0 = 0u;
+        let abase = range.x * P.sa;
+        let bbase = range.x * P.sb;
         let buf = 0u;
         pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
         pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
@@ -71,7 +74,10 @@ fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
         let cur = t & 1u;
         let more = t + 1u < ntiles;
         if (more) {
-            let k0 = (t + 1u) * 16u;
+            let slab = range.x + (t + 1u) / kt;
+            let k0 = ((t + 1u) % kt) * 16u;
+            let abase = slab * P.sa;
+            let bbase = slab * P.sb;
             pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
             pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
             pa.y = a_at(abase, bm0 + sa1.x, k0 + sa1.y);
@@ -123,10 +129,8 @@ fn put_b128(f: u32, v: f32) {
 
 @compute @workgroup_size(256)
 fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let batch = P.batch0 + wid.z;
-    let abase = batch * P.sa;
-    let bbase = batch * P.sb;
-    let cbase = batch * P.sc;
+    let range = batch_range(wid.z);
+    let cbase = c_base(wid.z);
     let bm0 = wid.y * 128u;
     let bn0 = wid.x * 128u;
     // thread (tx, ty) owns rows {ty*4, 64 + ty*4} + 0..3 and columns {tx*4, 64 + tx*4} + 0..3
@@ -161,9 +165,13 @@ fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
     var acc7_1 = vec4<f32>(0.0);
     var pa: vec4<f32>;
     var pb: vec4<f32>;
-    let ntiles = (P.K + 7u) / 8u;
+    // slab t covers batch range.x + t / kt, k from (t % kt) * 8 (REDUCE sums several batches)
+    let kt = (P.K + 7u) / 8u;
+    let ntiles = (range.y - range.x) * kt;
     {
         let k0 = 0u;
+        let abase = range.x * P.sa;
+        let bbase = range.x * P.sb;
         let buf = 0u;
         pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
         pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
@@ -187,7 +195,10 @@ fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
         let cur = t & 1u;
         let more = t + 1u < ntiles;
         if (more) {
-            let k0 = (t + 1u) * 8u;
+            let slab = range.x + (t + 1u) / kt;
+            let k0 = ((t + 1u) % kt) * 8u;
+            let abase = slab * P.sa;
+            let bbase = slab * P.sb;
             pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
             pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
             pa.y = a_at(abase, bm0 + sa1.x, k0 + sa1.y);

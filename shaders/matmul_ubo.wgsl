@@ -5,12 +5,18 @@
 // same for every lane, and a cheaper gather otherwise.
 
 @group(0) @binding(1) var<uniform> UA: array<vec4<f32>, 4096>;
-@group(0) @binding(2) var<storage, read> MB: array<f32>;
+// B is bound as vec4 words so `rows8` can load four neighbouring columns in one load
+@group(0) @binding(2) var<storage, read> MB: array<vec4<f32>>;
 
 fn load_a(i: u32) -> f32 {
     return UA[i / 4u][i % 4u];
 }
 
 fn load_b(i: u32) -> f32 {
-    return MB[i];
+    return MB[i / 4u][i % 4u];
+}
+
+// Elements i .. i + 3 of B (i a multiple of 4).
+fn load_b4(i: u32) -> vec4<f32> {
+    return MB[i / 4u];
 }

@@ -8,8 +8,8 @@
 //! tested; where the adapter has them, the same parity checks run on it.
 
 use ferrograd_device::kernels::matmul::{
-    choose_variant, coop_available, matmul, matmul_using, matmul_with, pick_variant, reference, Precision, Problem,
-    Variant, CPU_ADAPTER_MAX_K, UBO_A_ELEMENTS,
+    batch_sum_splits, choose_variant, coop_available, cpu_adapter_max_k, matmul, matmul_batch_sum_using, matmul_using,
+    matmul_with, pick_variant, reference, Precision, Problem, Variant, CPU_ADAPTER_MAX_K, UBO_A_ELEMENTS,
 };
 use ferrograd_device::testing::{assert_close, gpu, Rng, F16_TOL, F32_TOL};
 use ferrograd_device::{Array, Device, DeviceError};
@@ -229,5 +229,77 @@ fn an_inner_dimension_past_lavapipes_loop_limit_is_an_error_there_and_exact_else
     match matmul(&a, &b, false, false) {
         Err(e) => assert!(cpu_adapter && e.to_string().contains("65535"), "{e}"),
         Ok(c) => assert!(!cpu_adapter && c.to_f32_vec().unwrap() == vec![k as f32; 2], "a sum cut short"),
+    }
+}
+
+/// `matmul_batch_sum` against the per-batch reference summed over the batch, for every variant
+/// and transpose, with batch counts that give one split and many (splits of uneven size).
+#[test]
+fn batch_sums_match_the_summed_reference() {
+    let g = gpu();
+    let ctx = g.gpu_context().unwrap().clone();
+    let mut rng = Rng::new(14);
+    type Case = (&'static [usize], (usize, usize, usize));
+    let cases: [Case; 4] = [(&[1], (9, 21, 13)), (&[7], (20, 37, 29)), (&[2, 5], (6, 25, 100)), (&[33], (16, 12, 64))];
+    for variant in [Variant::Tile64, Variant::Tile128, Variant::Rows8] {
+        for (batch, (m, n, k)) in cases {
+            for (ta, tb) in TRANSPOSES {
+                let [sa, sb] = shapes(batch, batch, m, n, k, ta, tb);
+                let (a, b) = (rng.vec(sa.iter().product()), rng.vec(sb.iter().product()));
+                let ag = Array::from_f32(&g, &a, &sa).unwrap();
+                let bg = Array::from_f32(&g, &b, &sb).unwrap();
+                let got = matmul_batch_sum_using(&ag, &bg, ta, tb, Precision::F32, Some(variant)).unwrap();
+                assert_eq!(got.shape(), [m, n]);
+                let p = Problem::new(&sa, &sb, ta, tb).unwrap();
+                let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+                let want = reference::sum_batches(&reference::matmul(&to64(&a), &to64(&b), &p), m * n);
+                let splits = batch_sum_splits(&ctx, variant, &p);
+                let what = format!("batch sum {variant:?} a {sa:?} b {sb:?} ta {ta} tb {tb} ({splits} splits)");
+                assert_close(&what, &got.to_f64_vec().unwrap(), &want, F32_TOL);
+            }
+        }
+    }
+}
+
+/// On a CPU adapter a batch sum whose batches x K pass one invocation's loop budget is split
+/// so that each split stays under it (exact result, no error), and the number of partials
+/// does not grow with the batch beyond that; elsewhere it is exact too.
+#[test]
+fn batch_sums_past_lavapipes_loop_limit_are_split_and_exact() {
+    let g = gpu();
+    let ctx = g.gpu_context().unwrap().clone();
+    let (batch, k) = (5, 30_000);
+    let a = Array::from_f32(&g, &vec![1.0; batch * 2 * k], &[batch, 2, k]).unwrap();
+    let b = Array::from_f32(&g, &vec![0.5; batch * k], &[batch, k, 1]).unwrap();
+    for variant in [Variant::Rows8, Variant::Tile64] {
+        let got = matmul_batch_sum_using(&a, &b, false, false, Precision::F32, Some(variant)).unwrap();
+        assert_eq!(got.to_f32_vec().unwrap(), vec![0.5 * (batch * k) as f32; 2], "{variant:?}: a sum cut short");
+        let p = Problem::new(a.shape(), b.shape(), false, false).unwrap();
+        let splits = batch_sum_splits(&ctx, variant, &p);
+        if ctx.is_cpu_adapter() {
+            assert!(splits * k <= batch * cpu_adapter_max_k(variant) && splits <= batch, "{variant:?}: {splits}");
+            assert!(batch.div_ceil(splits) * k <= cpu_adapter_max_k(variant), "{variant:?}: {splits} splits");
+        }
+    }
+}
+
+/// The loop guard covers every variant: a forced tile kernel with K past its budget is refused
+/// on a CPU adapter before anything is dispatched (Mesa 22.3 would stop summing silently).
+#[test]
+fn forced_tile_kernels_refuse_a_k_past_their_loop_budget_on_a_cpu_adapter() {
+    let g = gpu();
+    let ctx = g.gpu_context().unwrap().clone();
+    let k = cpu_adapter_max_k(Variant::Tile64) + 1;
+    let a = Array::from_f32(&g, &vec![1.0; k], &[1, k]).unwrap();
+    let b = Array::from_f32(&g, &vec![1.0; k], &[k, 1]).unwrap();
+    for variant in [Variant::Tile64, Variant::Tile128] {
+        let before = ctx.stats().dispatches;
+        match matmul_using(&a, &b, false, false, Precision::F32, Some(variant)) {
+            Err(e) => assert!(ctx.is_cpu_adapter() && e.to_string().contains("cut short"), "{e}"),
+            Ok(c) => assert!(!ctx.is_cpu_adapter() && c.to_f32_vec().unwrap() == vec![k as f32], "{variant:?}"),
+        }
+        if ctx.is_cpu_adapter() {
+            assert_eq!(ctx.stats().dispatches, before, "{variant:?}: refused after dispatching");
+        }
     }
 }

@@ -96,6 +96,7 @@ pub(crate) fn nchw(kernel: &'static str, what: &str, shape: &[usize]) -> Result<
 fn launch(
     g: &GpuContext,
     entry: &'static str,
+    geometry: &Conv2dGeometry,
     words: Vec<u32>,
     input: &Array,
     out: &Array,
@@ -105,7 +106,10 @@ fn launch(
     p.extend(words);
     p.extend([0, 0]);
     let bufs = [input.expect_gpu(entry)?, out.expect_gpu(entry)?];
-    g.dispatch(&Kernel::new(&CONV, entry), param_bytes(&p), &bufs, grid_1d(threads, 256))
+    let kernel = Kernel::new(&CONV, entry);
+    let unit = [("UNIT_STRIDE", 1.0)];
+    let kernel = if entry == "col2im" && geometry.stride == [1, 1] { kernel.with(&unit) } else { kernel };
+    g.dispatch(&kernel, param_bytes(&p), &bufs, grid_1d(threads, 256))
 }
 
 /// `x [N, C, H, W]` -> columns `[N, C*KH*KW, OH*OW]`, row `c*KH*KW + kh*KW + kw`, zero padding.
@@ -119,7 +123,7 @@ pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, &shape, DType::F32, "im2col")?;
             let words = g.words("im2col", c, h, w, [oh, ow])?;
-            launch(ctx, "im2col", words, x, &out, n * c * oh * ow)?;
+            launch(ctx, "im2col", g, words, x, &out, n * c * oh * ow)?;
             Ok(out)
         }
     }
@@ -143,7 +147,7 @@ pub fn col2im(cols: &Array, g: &Conv2dGeometry, input_shape: &[usize]) -> Result
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, input_shape, DType::F32, "col2im")?;
             let words = g.words("col2im", c, h, w, [oh, ow])?;
-            launch(ctx, "col2im", words, cols, &out, out.numel())?;
+            launch(ctx, "col2im", g, words, cols, &out, out.numel())?;
             Ok(out)
         }
     }

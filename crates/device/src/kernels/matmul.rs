@@ -21,6 +21,7 @@ use crate::error::{shape_err, DeviceError, Result};
 use crate::gpu::{Caps, GpuBuffer, GpuContext, Kernel, Shader};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 use crate::kernels::copy::cast;
+use crate::kernels::reduce::{reduce, ReduceOp};
 use std::sync::Arc;
 
 const NAME: &str = "matmul";
@@ -55,9 +56,19 @@ pub const UBO_A_ELEMENTS: usize = 16384;
 pub static MATMUL_COOP: Shader =
     Shader { name: "matmul_coop", source: concat!(wgsl!("matmul_coop"), wgsl!("matmul_common")) };
 
-/// The longest inner dimension a CPU adapter multiplies: llvmpipe (lavapipe) stops any shader
-/// loop after 65535 iterations, and every kernel loops over K.
+/// The longest inner dimension a CPU adapter multiplies with `rows8`: llvmpipe (lavapipe, Mesa
+/// 22.3) stops a shader invocation after 65535 loop iterations summed over all its loops, and
+/// `rows8` takes one per step of K.
 pub const CPU_ADAPTER_MAX_K: usize = 65535;
+
+/// The same for each variant: the tile kernels also loop within each K slab (16 or 8 steps) and
+/// were measured to stop summing at K of about 52-58k, so they keep a margin below that.
+pub fn cpu_adapter_max_k(variant: Variant) -> usize {
+    match variant {
+        Variant::Rows8 => CPU_ADAPTER_MAX_K,
+        Variant::Tile64 | Variant::Tile128 | Variant::Coop => 49152,
+    }
+}
 
 /// What the multiply reads its inputs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,14 +238,7 @@ pub fn matmul_using(
     require_dtype(NAME, b, DType::F32)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
     match &device {
-        Device::Cpu => {
-            let (av, bv) = (a.cpu_data(), b.cpu_data());
-            let out = match precision {
-                Precision::F32 => reference::matmul(&av, &bv, &p),
-                Precision::Mixed => reference::matmul(&reference::round_f16(&av), &reference::round_f16(&bv), &p),
-            };
-            Ok(Array::cpu(out, &p.out_shape, DType::F32))
-        }
+        Device::Cpu => Ok(Array::cpu(reference_product(a, b, &p, precision), &p.out_shape, DType::F32)),
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
             let variant = variant.unwrap_or_else(|| pick_variant(g, precision, &p));
@@ -247,18 +251,7 @@ pub fn matmul_using(
                     ),
                 });
             }
-            if g.is_cpu_adapter() && p.k > CPU_ADAPTER_MAX_K {
-                return Err(DeviceError::Unsupported {
-                    kernel: NAME,
-                    detail: format!(
-                        "inner dimension {} exceeds {CPU_ADAPTER_MAX_K}: lavapipe ends a shader loop after that many \
-                         iterations, so the sum would be cut short (shapes {:?} x {:?})",
-                        p.k,
-                        a.shape(),
-                        b.shape()
-                    ),
-                });
-            }
+            check_loop_limit(g, variant, p.k, a, b)?;
             let out = Array::empty(&device, &p.out_shape, DType::F32, NAME)?;
             let ubo = precision == Precision::F32 && variant == Variant::Rows8 && a_fits_uniform(g, &p);
             let shader = match (precision, variant) {
@@ -267,15 +260,124 @@ pub fn matmul_using(
                 (Precision::Mixed, Variant::Coop) => &MATMUL_COOP,
                 (Precision::Mixed, _) => &MATMUL_F16,
             };
-            let (a, b) = match precision {
-                Precision::F32 => (a.clone(), b.clone()),
-                Precision::Mixed => (cast(a, DType::F16)?, cast(b, DType::F16)?),
-            };
+            let (a, b) = inputs_at(a, b, precision)?;
             let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
-            launch(g, shader, variant, &p, bufs, ubo)?;
+            launch(g, shader, variant, &p, bufs, ubo, None)?;
             Ok(out)
         }
     }
+}
+
+/// The CPU device's product, on the inputs rounded to f16 for `Precision::Mixed`.
+fn reference_product(a: &Array, b: &Array, p: &Problem, precision: Precision) -> Vec<f64> {
+    let (av, bv) = (a.cpu_data(), b.cpu_data());
+    match precision {
+        Precision::F32 => reference::matmul(&av, &bv, p),
+        Precision::Mixed => reference::matmul(&reference::round_f16(&av), &reference::round_f16(&bv), p),
+    }
+}
+
+/// The GPU kernels' inputs: the arrays themselves, or cast to f16 for `Precision::Mixed`.
+fn inputs_at(a: &Array, b: &Array, precision: Precision) -> Result<(Array, Array)> {
+    Ok(match precision {
+        Precision::F32 => (a.clone(), b.clone()),
+        Precision::Mixed => (cast(a, DType::F16)?, cast(b, DType::F16)?),
+    })
+}
+
+/// An error where a CPU adapter would cut `variant`'s loop over `k` products short.
+fn check_loop_limit(g: &GpuContext, variant: Variant, k: usize, a: &Array, b: &Array) -> Result<()> {
+    let limit = cpu_adapter_max_k(variant);
+    if g.is_cpu_adapter() && k > limit {
+        return Err(DeviceError::Unsupported {
+            kernel: NAME,
+            detail: format!(
+                "{k} products per output exceed {limit} for {variant:?}: lavapipe ends a shader's loops after \
+                 65535 iterations, so the sum would be cut short (shapes {:?} x {:?})",
+                a.shape(),
+                b.shape()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `sum over batches of op(a[b]) · op(b[b])`, `[M, N]`: the weight gradient of a layer applied
+/// to a batch (a convolution's, with batch and pixels both in K) without materialising the
+/// per-batch products. Shapes as [`Problem::new`]; the batch dims must be equal.
+pub fn matmul_batch_sum(a: &Array, b: &Array, trans_a: bool, trans_b: bool) -> Result<Array> {
+    matmul_batch_sum_using(a, b, trans_a, trans_b, Precision::F32, None)
+}
+
+/// Like [`matmul_batch_sum`] at a precision, with the kernel variant forced (`None`: chosen by
+/// shape). Workgroups split the batches (split-K), each writing a partial `[M, N]`, and one
+/// reduction adds the partials: [`batch_sum_splits`] keeps their number to what fills the
+/// device and, on a CPU adapter, keeps each invocation's loops under lavapipe's limit.
+pub fn matmul_batch_sum_using(
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    precision: Precision,
+    variant: Option<Variant>,
+) -> Result<Array> {
+    const K: &str = "matmul_batch_sum";
+    let device = same_device(K, &[a, b])?;
+    require_dtype(K, a, DType::F32)?;
+    require_dtype(K, b, DType::F32)?;
+    let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
+    if a.ndim() != b.ndim() {
+        return shape_err(K, format!("a {:?} and b {:?} need the same batch dimensions", a.shape(), b.shape()));
+    }
+    let out_shape = [p.m, p.n];
+    match &device {
+        Device::Cpu => {
+            let per_batch = reference_product(a, b, &p, precision);
+            Ok(Array::cpu(reference::sum_batches(&per_batch, p.m * p.n), &out_shape, DType::F32))
+        }
+        Device::Gpu(g) => {
+            let precision = effective_precision(g.caps(), precision);
+            let variant = match variant.unwrap_or_else(|| pick_variant(g, Precision::F32, &p)) {
+                Variant::Coop => choose_variant(g.caps(), Precision::F32, &p),
+                v => v,
+            };
+            let per_split = p.batch.div_ceil(batch_sum_splits(g, variant, &p));
+            check_loop_limit(g, variant, per_split * p.k, a, b)?;
+            let splits = p.batch.div_ceil(per_split.max(1)).max(1);
+            let partial = Array::empty(&device, &[splits, p.m, p.n], DType::F32, K)?;
+            let shader = if precision == Precision::Mixed { &MATMUL_F16 } else { &MATMUL };
+            let (a, b) = inputs_at(a, b, precision)?;
+            let bufs = [a.expect_gpu(K)?, b.expect_gpu(K)?, partial.expect_gpu(K)?];
+            launch(g, shader, variant, &p, bufs, false, Some(per_split))?;
+            if splits == 1 {
+                return partial.reshape(&out_shape);
+            }
+            reduce(ReduceOp::Sum, &partial, &[0], false)
+        }
+    }
+}
+
+/// How many partial products `matmul_batch_sum` splits the batches into: enough to fill the
+/// device (8 workgroups on a CPU adapter, 512 on a GPU; `rows8` counts the invocations of its
+/// 8x4 blocks, since it folds the splits into workgroups) but no more than there are batches,
+/// and on a CPU adapter at least enough that each invocation's loops stay under lavapipe's
+/// limit. The partials take `splits x M x N` floats: at most the fill target's worth of output
+/// blocks, or `batch x K / 49152` products on a CPU adapter, never `batch x M x N`.
+pub fn batch_sum_splits(g: &GpuContext, variant: Variant, p: &Problem) -> usize {
+    let fill: usize = if g.is_cpu_adapter() { 8 } else { 512 };
+    let (units, target) = match variant {
+        Variant::Rows8 => (p.m.div_ceil(8) * p.n.div_ceil(4), fill * 64),
+        _ => {
+            let [tm, tn] = variant.tile();
+            (p.m.div_ceil(tm) * p.n.div_ceil(tn), fill)
+        }
+    };
+    let mut splits = target.div_ceil(units.max(1)).min(p.batch).max(1);
+    if g.is_cpu_adapter() && p.k > 0 {
+        let per_split = (cpu_adapter_max_k(variant) / p.k).max(1);
+        splits = splits.max(p.batch.div_ceil(per_split));
+    }
+    splits.min(g.caps().max_groups_per_dim as usize)
 }
 
 /// Whether one batch of A fits `matmul_ubo.wgsl`'s uniform buffer (and the adapter binds one
@@ -295,14 +397,20 @@ fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: 
     Ok(buffer)
 }
 
+/// Whether `rows8` may load B four columns at a time: B read as f32 words, not transposed,
+/// and every row and batch of it starting on a 16-byte boundary.
+fn vec_b(shader: &Shader, p: &Problem) -> bool {
+    !std::ptr::eq(shader, &MATMUL_F16) && !p.trans_b && p.n.is_multiple_of(4) && p.b_stride.is_multiple_of(4)
+}
+
 fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
     u32::try_from(v)
         .map_err(|_| DeviceError::Shape { kernel: NAME, detail: format!("{v} exceeds u32 indexing (shape {shape:?})") })
 }
 
-/// Records the multiply; `bufs` are A, B and C.
 /// Records the multiply; `bufs` are A, B and C. With `ubo`, A goes through uniform-buffer
-/// copies (`matmul_ubo.wgsl`), as many batches per dispatch as fit.
+/// copies (`matmul_ubo.wgsl`), as many batches per dispatch as fit. With `reduce_per_split`,
+/// C holds partial sums over that many batches each, one per workgroup z (REDUCE).
 fn launch(
     g: &Arc<GpuContext>,
     shader: &'static Shader,
@@ -310,16 +418,36 @@ fn launch(
     p: &Problem,
     bufs: [&GpuBuffer; 3],
     ubo: bool,
+    reduce_per_split: Option<usize>,
 ) -> Result<()> {
+    let words = |v: usize| u32_of(v, &p.out_shape);
+    if let Some(per_split) = reduce_per_split {
+        let mut constants =
+            vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64), ("REDUCE", 1.0)];
+        if variant == Variant::Rows8 {
+            constants.push(("VEC_B", vec_b(shader, p) as u32 as f64));
+        }
+        let kernel = Kernel::new(shader, variant.entry()).with(&constants);
+        let [tm, tn] = variant.tile();
+        let splits = p.batch.div_ceil(per_split.max(1));
+        let grid = if variant == Variant::Rows8 {
+            [words((splits * p.n.div_ceil(4)).div_ceil(64))?, words(p.m.div_ceil(tm))?, 1]
+        } else {
+            [words(p.n.div_ceil(tn))?, words(p.m.div_ceil(tm))?, words(splits)?]
+        };
+        let params = [p.m, p.n, p.k, 0, p.a_stride, p.b_stride, p.m * p.n, per_split, p.batch, 0, 0, 0];
+        let params = params.iter().map(|&v| words(v)).collect::<Result<Vec<u32>>>()?;
+        return g.dispatch(&kernel, param_bytes(&params), &bufs, grid);
+    }
     let fold = variant == Variant::Rows8;
     let shared_a = p.a_stride == 0 || p.batch == 1;
     let mut constants = vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64)];
     if fold {
         constants.push(("SHARED_A", shared_a as u32 as f64));
         constants.push(("LOCAL_A", ubo as u32 as f64));
+        constants.push(("VEC_B", vec_b(shader, p) as u32 as f64));
     }
     let kernel = Kernel::new(shader, variant.entry()).with(&constants);
-    let words = |v: usize| u32_of(v, &p.out_shape);
     let [tm, tn] = variant.tile();
     let gy = words(p.m.div_ceil(tm))?;
     // Batches beyond the per-dimension workgroup limit go in further dispatches; folded into
@@ -344,6 +472,10 @@ fn launch(
             words(p.b_stride)?,
             words(p.m * p.n)?,
             words(nb)?,
+            words(p.batch)?,
+            0,
+            0,
+            0,
         ];
         if ubo {
             let a = uniform_copy(g, bufs[0], p, b0, nb)?;
@@ -378,6 +510,15 @@ pub mod reference {
             }
         }
         c
+    }
+
+    /// `[batch, len]` summed over the batch.
+    pub fn sum_batches(per_batch: &[f64], len: usize) -> Vec<f64> {
+        let mut out = vec![0.0; len];
+        for chunk in per_batch.chunks(len.max(1)) {
+            out.iter_mut().zip(chunk).for_each(|(o, v)| *o += v);
+        }
+        out
     }
 
     /// Values rounded to f16 (what `Precision::Mixed` multiplies).

@@ -4,23 +4,18 @@
 use crate::error::Result;
 use crate::ops::same_device;
 use crate::tensor::Tensor;
-use ferrograd_device::kernels::matmul::matmul;
-use ferrograd_device::kernels::reduce::{reduce, ReduceOp};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum};
 use ferrograd_device::Array;
 
-/// Sum a batched gradient over its leading dims so it matches a 2-D operand.
-fn sum_batches(g: Array, want: &[usize]) -> Result<Array> {
-    if g.shape() == want {
-        return Ok(g);
+/// The gradient of `operand` as `op(x) · op(y)`: summed over the batch inside the product when
+/// the operand is 2-D and was applied to a batch (a shared weight), so no per-batch
+/// gradients are materialised.
+fn gradient(operand: &Array, x: &Array, y: &Array, tx: bool, ty: bool) -> Result<Array> {
+    if operand.ndim() == 2 && x.ndim() > 2 {
+        Ok(matmul_batch_sum(x, y, tx, ty)?)
+    } else {
+        Ok(matmul(x, y, tx, ty)?)
     }
-    let lead: Vec<usize> = (0..g.ndim() - 2).collect();
-    Ok(reduce(ReduceOp::Sum, &g, &lead, false)?.reshape(want)?)
-}
-
-/// Rows of a batched matrix stacked into one 2-D matrix `[batch * rows, cols]`.
-fn flatten_rows(a: &Array) -> Result<Array> {
-    let cols = a.shape()[a.ndim() - 1];
-    Ok(a.reshape(&[a.numel() / cols.max(1), cols])?)
 }
 
 impl Tensor {
@@ -30,29 +25,19 @@ impl Tensor {
         let (a, b) = (self.data(), other.data());
         let out = matmul(&a, &b, trans_a, trans_b)?;
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
-            let ga = if needs[0] {
-                let ga = if trans_a { matmul(&b, g, trans_b, true)? } else { matmul(g, &b, false, !trans_b)? };
-                Some(sum_batches(ga, a.shape())?)
-            } else {
+            let ga = if !needs[0] {
                 None
+            } else if trans_a {
+                Some(gradient(&a, &b, g, trans_b, true)?)
+            } else {
+                Some(gradient(&a, g, &b, false, !trans_b)?)
             };
-            let gb = if needs[1] {
-                let gb = if b.ndim() == 2 && a.ndim() > 2 && !trans_a {
-                    // a 2-D weight against batched rows: one product over all rows at once
-                    let (a2, g2) = (flatten_rows(&a)?, flatten_rows(g)?);
-                    if trans_b {
-                        matmul(&g2, &a2, true, false)?
-                    } else {
-                        matmul(&a2, &g2, true, false)?
-                    }
-                } else if trans_b {
-                    matmul(g, &a, true, trans_a)?
-                } else {
-                    matmul(&a, g, !trans_a, false)?
-                };
-                Some(sum_batches(gb, b.shape())?)
-            } else {
+            let gb = if !needs[1] {
                 None
+            } else if trans_b {
+                Some(gradient(&b, g, &a, true, trans_a)?)
+            } else {
+                Some(gradient(&b, &a, g, !trans_a, false)?)
             };
             Ok(vec![ga, gb])
         };
