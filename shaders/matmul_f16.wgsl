@@ -10,6 +10,11 @@ fn load_a(i: u32) -> f32 {
     return f32(MA[i]);
 }
 
+// Elements i .. i + 3 of A.
+fn load_a4(i: u32) -> vec4<f32> {
+    return vec4<f32>(f32(MA[i]), f32(MA[i + 1u]), f32(MA[i + 2u]), f32(MA[i + 3u]));
+}
+
 fn load_b(i: u32) -> f32 {
     return f32(MB[i]);
 }

@@ -19,6 +19,33 @@ override LOCAL_A: bool = false;
 // VEC_B: B's four columns are one aligned load (not TRANS_B, N and B's batch stride multiples
 // of 4; the launcher checks): lavapipe pays per load and lane, so this quarters B's cost.
 override VEC_B: bool = false;
+// A_K4: A's rows run along K in memory (not TRANS_A; K and A's batch stride multiples of 4, the
+// launcher checks), so one load brings four steps of K of a row: K advances by 4 per iteration.
+override A_K4: bool = false;
+// B_K4 (with A_K4): B's columns run along K too (TRANS_B: a weight gradient, or x · W^T), so
+// four steps of K of each column are one load as well.
+override B_K4: bool = false;
+// A_M8: A's columns run along M (TRANS_A, M a multiple of 4): a block's 8 rows of one step of
+// K are two loads.
+override A_M8: bool = false;
+
+// The products of one row of A (four steps of K) with four columns of B.
+fn dots(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
+}
+
+// Row k of B at the four columns `bk` already offset to that row.
+fn b_row(bk: vec4<u32>) -> vec4<f32> {
+    if (VEC_B) {
+        return load_b4(bk.x);
+    }
+    return vec4<f32>(load_b(bk.x), load_b(bk.y), load_b(bk.z), load_b(bk.w));
+}
+
+// One row of A (four steps of K) times four rows of B (those steps, four columns).
+fn steps4(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return fma(vec4<f32>(a.x), b0, fma(vec4<f32>(a.y), b1, fma(vec4<f32>(a.z), b2, vec4<f32>(a.w) * b3)));
+}
 
 @compute @workgroup_size(64)
 fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -76,15 +103,70 @@ fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
             abase = 0u;
         }
         let bb = boff + vec4<u32>(batch * P.sb);
-        for (var k = 0u; k < P.K; k = k + 1u) {
-            let bk = bb + vec4<u32>(k * bstep);
-            var bv: vec4<f32>;
-            if (VEC_B) {
-                bv = load_b4(bk.x);
-            } else {
-                bv = vec4<f32>(load_b(bk.x), load_b(bk.y), load_b(bk.z), load_b(bk.w));
+        if (A_K4) {
+            for (var k = 0u; k < P.K; k = k + 4u) {
+                let ak = abase + k;
+                let a0 = load_a4(r0 + ak);
+                let a1 = load_a4(r1 + ak);
+                let a2 = load_a4(r2 + ak);
+                let a3 = load_a4(r3 + ak);
+                let a4 = load_a4(r4 + ak);
+                let a5 = load_a4(r5 + ak);
+                let a6 = load_a4(r6 + ak);
+                let a7 = load_a4(r7 + ak);
+                var b0: vec4<f32>;
+                var b1: vec4<f32>;
+                var b2: vec4<f32>;
+                var b3: vec4<f32>;
+                if (B_K4) {
+                    // four columns, each four steps of K
+                    b0 = load_b4(bb.x + k);
+                    b1 = load_b4(bb.y + k);
+                    b2 = load_b4(bb.z + k);
+                    b3 = load_b4(bb.w + k);
+                    acc0 = acc0 + dots(a0, b0, b1, b2, b3);
+                    acc1 = acc1 + dots(a1, b0, b1, b2, b3);
+                    acc2 = acc2 + dots(a2, b0, b1, b2, b3);
+                    acc3 = acc3 + dots(a3, b0, b1, b2, b3);
+                    acc4 = acc4 + dots(a4, b0, b1, b2, b3);
+                    acc5 = acc5 + dots(a5, b0, b1, b2, b3);
+                    acc6 = acc6 + dots(a6, b0, b1, b2, b3);
+                    acc7 = acc7 + dots(a7, b0, b1, b2, b3);
+                } else {
+                    // four rows of K, each four columns
+                    b0 = b_row(bb + vec4<u32>(k * bstep));
+                    b1 = b_row(bb + vec4<u32>((k + 1u) * bstep));
+                    b2 = b_row(bb + vec4<u32>((k + 2u) * bstep));
+                    b3 = b_row(bb + vec4<u32>((k + 3u) * bstep));
+                    acc0 = acc0 + steps4(a0, b0, b1, b2, b3);
+                    acc1 = acc1 + steps4(a1, b0, b1, b2, b3);
+                    acc2 = acc2 + steps4(a2, b0, b1, b2, b3);
+                    acc3 = acc3 + steps4(a3, b0, b1, b2, b3);
+                    acc4 = acc4 + steps4(a4, b0, b1, b2, b3);
+                    acc5 = acc5 + steps4(a5, b0, b1, b2, b3);
+                    acc6 = acc6 + steps4(a6, b0, b1, b2, b3);
+                    acc7 = acc7 + steps4(a7, b0, b1, b2, b3);
+                }
             }
+            continue;
+        }
+        for (var k = 0u; k < P.K; k = k + 1u) {
+            let bv = b_row(bb + vec4<u32>(k * bstep));
             let ak = abase + k * acol;
+            if (A_M8) {
+                // rows m0 .. m0 + 7 of step k are contiguous; the upper four clamped at the edge
+                let lo = load_a4(ak + m0);
+                let hi = load_a4(ak + min(m0 + 4u, P.M - 4u));
+                acc0 = fma(vec4<f32>(lo.x), bv, acc0);
+                acc1 = fma(vec4<f32>(lo.y), bv, acc1);
+                acc2 = fma(vec4<f32>(lo.z), bv, acc2);
+                acc3 = fma(vec4<f32>(lo.w), bv, acc3);
+                acc4 = fma(vec4<f32>(hi.x), bv, acc4);
+                acc5 = fma(vec4<f32>(hi.y), bv, acc5);
+                acc6 = fma(vec4<f32>(hi.z), bv, acc6);
+                acc7 = fma(vec4<f32>(hi.w), bv, acc7);
+                continue;
+            }
             acc0 = fma(vec4<f32>(load_a(r0 + ak)), bv, acc0);
             acc1 = fma(vec4<f32>(load_a(r1 + ak)), bv, acc1);
             acc2 = fma(vec4<f32>(load_a(r2 + ak)), bv, acc2);

@@ -12,6 +12,11 @@ fn load_a(i: u32) -> f32 {
     return UA[i / 4u][i % 4u];
 }
 
+// Elements i .. i + 3 of A (i a multiple of 4).
+fn load_a4(i: u32) -> vec4<f32> {
+    return UA[i / 4u];
+}
+
 fn load_b(i: u32) -> f32 {
     return MB[i / 4u][i % 4u];
 }

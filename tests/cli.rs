@@ -185,6 +185,36 @@ fn the_lstm_benchmark_prints_its_workload_and_times() {
 }
 
 #[test]
+fn bench_matmul_times_a_training_steps_convolution_gemms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ferrograd(&["bench", "matmul", "--sizes", "8", "--training", "--batch", "2", "--reps", "1"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    for pass in ["fwd", "wgrad", "dgrad"] {
+        let label = format!("resnet20.layer2.{pass}.b2");
+        let line = report.lines().find(|l| l.starts_with(&label)).unwrap_or_else(|| panic!("no {label}:\n{report}"));
+        let ms: f64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+        assert!(ms > 0.0, "{line}");
+    }
+}
+
+#[test]
+fn bench_train_reports_a_steps_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["bench", "train", "--model", "lenet5", "--batch", "2", "--steps", "1", "--reps", "1", "--warmup", "1"];
+    let out = ferrograd(&args, tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("after 1 warm-up steps"), "{report}");
+    let figure = |name: &str| -> f64 {
+        let prefix = format!("lenet5.b2.f32 {name} ");
+        let line = report.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {name}:\n{report}"));
+        line[prefix.len()..].trim().parse().unwrap()
+    };
+    assert!(figure("dispatches") > 10.0 && figure("waits") == 1.0 && figure("peak_live_MiB") > 0.0, "{report}");
+}
+
+#[test]
 fn devices_and_models_list_what_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ferrograd(&["devices"], tmp.path());

@@ -12,7 +12,9 @@ mod train;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ferrograd_device::gpu::{GpuContext, GpuTimer, ProfileSummary};
-use ferrograd_device::kernels::matmul::{effective_precision, matmul_using, pick_variant, Precision, Problem, Variant};
+use ferrograd_device::kernels::matmul::{
+    effective_precision, matmul_batch_sum_using, matmul_using, pick_variant, Precision, Problem, Variant,
+};
 use ferrograd_device::testing::Rng;
 use ferrograd_device::{Array, DType, Device};
 use std::time::Instant;
@@ -29,11 +31,15 @@ pub struct BenchArgs {
     /// matmul: also run the convolution-shaped GEMMs when --sizes is given (always run without it)
     #[arg(long)]
     pub conv: bool,
+    /// matmul: also run a training step's convolution GEMMs (forward, weight gradient, input
+    /// gradient, as training lays them out) when --sizes is given (always run without it)
+    #[arg(long)]
+    pub training: bool,
     /// Timed repetitions per problem; the median is printed (default 10, 2 on a CPU adapter)
     #[arg(long)]
     pub reps: Option<usize>,
     /// Images per batch: in matmul's convolution-shaped problems (default 32, 1 on a CPU
-    /// adapter); of the LeNet-5 step and of `train` (default 128); sequences in the LSTM's
+    /// adapter) and its training GEMMs (default 128, 16 on a CPU adapter); of the LeNet-5 step and of `train` (default 128); sequences in the LSTM's
     /// batch (default 64)
     #[arg(long)]
     pub batch: Option<usize>,
@@ -43,6 +49,10 @@ pub struct BenchArgs {
     /// train: timed steps per run (default 20, 2 on a CPU adapter)
     #[arg(long)]
     pub steps: Option<usize>,
+    /// train: untimed steps before the counted one (default 2: the first compiles and fills
+    /// the pool, the second shows the steady state; 1 saves minutes on huge CPU-adapter steps)
+    #[arg(long)]
+    pub warmup: Option<usize>,
     /// lstm: stacked layers (default 2)
     #[arg(long)]
     pub layers: Option<usize>,
@@ -91,22 +101,126 @@ impl From<VariantArg> for Variant {
     }
 }
 
-/// One GEMM C[M, N] = A[M, K] · B[K, N].
+/// One GEMM C[M, N] = A[M, K] · B[K, N], laid out as `kind` says.
 struct Gemm {
     label: String,
     m: usize,
     n: usize,
     k: usize,
+    kind: GemmKind,
+}
+
+/// How a GEMM's operands are laid out: one plain product, or one of a convolution's three
+/// products in training as `Tensor::conv2d` runs them on a batch (the weight shared by the
+/// batch, per-image columns `[batch, rows, pixels]`).
+#[derive(Clone, Copy)]
+enum GemmKind {
+    Plain,
+    /// `weight [O, R] · cols [b, R, P]`
+    ConvForward {
+        batch: usize,
+    },
+    /// `Σ_b grad[b] [O, P] · cols[b]^T`: batch and pixels in K
+    ConvWeightGrad {
+        batch: usize,
+    },
+    /// `weight^T · grad [b, O, P]`: the columns' gradient, before col2im
+    ConvInputGrad {
+        batch: usize,
+    },
+}
+
+impl Gemm {
+    fn plain(label: String, m: usize, n: usize, k: usize) -> Gemm {
+        Gemm { label, m, n, k, kind: GemmKind::Plain }
+    }
+
+    /// Random operands and the call that multiplies them as this GEMM's kind does.
+    fn prepare(
+        &self,
+        device: &Device,
+        rng: &mut Rng,
+    ) -> anyhow::Result<impl Fn(Precision, Option<Variant>) -> ferrograd_device::Result<()>> {
+        let mut random = |shape: &[usize]| Array::from_f32(device, &rng.vec(shape.iter().product()), shape);
+        let (m, n, k) = (self.m, self.n, self.k);
+        // (a, b, transposes, batch sum)
+        let (a, b, ta, tb, sum) = match self.kind {
+            GemmKind::Plain => (random(&[m, k])?, random(&[k, n])?, false, false, false),
+            GemmKind::ConvForward { batch } => (random(&[m, k])?, random(&[batch, k, n / batch])?, false, false, false),
+            GemmKind::ConvWeightGrad { batch } => {
+                (random(&[batch, m, k / batch])?, random(&[batch, n, k / batch])?, false, true, true)
+            }
+            GemmKind::ConvInputGrad { batch } => {
+                (random(&[k, m])?, random(&[batch, k, n / batch])?, true, false, false)
+            }
+        };
+        Ok(move |precision, variant| {
+            if sum {
+                matmul_batch_sum_using(&a, &b, ta, tb, precision, variant).map(drop)
+            } else {
+                matmul_using(&a, &b, ta, tb, precision, variant).map(drop)
+            }
+        })
+    }
+
+    /// The problem the kernel chooser sees for this GEMM.
+    fn problem(&self) -> anyhow::Result<Problem> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        Ok(match self.kind {
+            GemmKind::Plain => Problem::new(&[m, k], &[k, n], false, false)?,
+            GemmKind::ConvForward { batch } => Problem::new(&[m, k], &[batch, k, n / batch], false, false)?,
+            GemmKind::ConvWeightGrad { batch } => {
+                Problem::new(&[batch, m, k / batch], &[batch, n, k / batch], false, true)?
+            }
+            GemmKind::ConvInputGrad { batch } => Problem::new(&[k, m], &[batch, k, n / batch], true, false)?,
+        })
+    }
+}
+
+/// The three GEMMs of a training step's convolutions, at `batch` images, as training runs
+/// them (see [`GemmKind`]); the same M, N, K as a plain GEMM in benches/pytorch/matmul.py.
+fn training_gemms(batch: usize) -> Vec<Gemm> {
+    let layer = |label: &str, cout: usize, cin: usize, kernel: usize, out_hw: usize| {
+        let (rows, pixels) = (cin * kernel * kernel, out_hw * out_hw * batch);
+        [
+            Gemm {
+                label: format!("{label}.fwd.b{batch}"),
+                m: cout,
+                n: pixels,
+                k: rows,
+                kind: GemmKind::ConvForward { batch },
+            },
+            Gemm {
+                label: format!("{label}.wgrad.b{batch}"),
+                m: cout,
+                n: rows,
+                k: pixels,
+                kind: GemmKind::ConvWeightGrad { batch },
+            },
+            Gemm {
+                label: format!("{label}.dgrad.b{batch}"),
+                m: rows,
+                n: pixels,
+                k: cout,
+                kind: GemmKind::ConvInputGrad { batch },
+            },
+        ]
+    };
+    [
+        layer("lenet5.conv2", 16, 6, 5, 10),
+        layer("resnet20.layer2", 32, 32, 3, 16),
+        layer("resnet18c.layer1", 64, 64, 3, 32),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// im2col GEMMs of well-known layers: M = output channels, K = input channels x kernel
 /// area, N = output pixels x batch. Keep in step with benches/pytorch/matmul.py.
 fn conv_gemms(batch: usize) -> Vec<Gemm> {
-    let conv = |label: &str, cout: usize, cin: usize, kernel: usize, out_hw: usize| Gemm {
-        label: format!("{label}.b{batch}"),
-        m: cout,
-        n: out_hw * out_hw * batch,
-        k: cin * kernel * kernel,
+    let conv = |label: &str, cout: usize, cin: usize, kernel: usize, out_hw: usize| {
+        Gemm::plain(format!("{label}.b{batch}"), cout, out_hw * out_hw * batch, cin * kernel * kernel)
     };
     vec![
         conv("resnet18.conv1", 64, 3, 7, 112),
@@ -131,6 +245,7 @@ fn matmul(args: BenchArgs) -> anyhow::Result<()> {
     let cpu_adapter = g.is_cpu_adapter();
     let reps = args.reps.unwrap_or(if cpu_adapter { 2 } else { 10 }).max(1);
     let batch = args.batch.unwrap_or(if cpu_adapter { 1 } else { 32 }).max(1);
+    let train_batch = args.batch.unwrap_or(if cpu_adapter { 16 } else { 128 }).max(1);
     let sizes = if !args.sizes.is_empty() {
         args.sizes.clone()
     } else if cpu_adapter {
@@ -151,7 +266,9 @@ fn matmul(args: BenchArgs) -> anyhow::Result<()> {
         }
     );
     if cpu_adapter && args.sizes.is_empty() {
-        println!("CPU adapter: default square sizes capped at 1024, convolution batch {batch}");
+        println!(
+            "CPU adapter: default square sizes capped at 1024, convolution batch {batch}, training batch {train_batch}"
+        );
     }
     if !mixed {
         println!("mixed: not available (adapter has no SHADER_F16)");
@@ -160,13 +277,13 @@ fn matmul(args: BenchArgs) -> anyhow::Result<()> {
         "\n{:<24} {:>6} {:>8} {:>6} {:>10} {:>11} {:>10} {:>11}  kernels",
         "problem", "M", "N", "K", "f32_ms", "f32_GFLOPs", "mixed_ms", "mixed_GFLOPs"
     );
-    let square = sizes.iter().map(|&s| Gemm { label: format!("square{s}"), m: s, n: s, k: s });
+    let square = sizes.iter().map(|&s| Gemm::plain(format!("square{s}"), s, s, s));
     let mut rng = Rng::new(1234);
     let conv = if args.sizes.is_empty() || args.conv { conv_gemms(batch) } else { vec![] };
-    for gemm in square.chain(conv) {
-        let a = Array::from_f32(&device, &rng.vec(gemm.m * gemm.k), &[gemm.m, gemm.k])?;
-        let b = Array::from_f32(&device, &rng.vec(gemm.k * gemm.n), &[gemm.k, gemm.n])?;
-        let problem = Problem::new(a.shape(), b.shape(), false, false)?;
+    let training = if args.sizes.is_empty() || args.training { training_gemms(train_batch) } else { vec![] };
+    for gemm in square.chain(conv).chain(training) {
+        let call = gemm.prepare(&device, &mut rng)?;
+        let problem = gemm.problem()?;
         let mut cells = vec![];
         let mut kernels = vec![];
         for precision in [Precision::F32, Precision::Mixed] {
@@ -176,8 +293,7 @@ fn matmul(args: BenchArgs) -> anyhow::Result<()> {
                 continue;
             }
             let forced = if precision == Precision::F32 { args.variant.map(Variant::from) } else { None };
-            let call = || matmul_using(&a, &b, false, false, precision, forced).map(drop);
-            let ms = median_ms(&g, timer.as_ref(), reps, call)?;
+            let ms = median_ms(&g, timer.as_ref(), reps, || call(precision, forced))?;
             cells.push(format!("{ms:.3}"));
             cells.push(format!("{:.1}", problem.flops() / (ms * 1e-3) / 1e9));
             kernels.push(format!("{:?}", forced.unwrap_or_else(|| pick_variant(&g, precision, &problem))));

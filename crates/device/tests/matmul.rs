@@ -119,7 +119,7 @@ fn rows8_matches_reference_on_lenet_shapes_and_shared_a_limits() {
     let g = gpu();
     let mut rng = Rng::new(17);
     let side = (UBO_A_ELEMENTS as f64).sqrt() as usize; // a square A of exactly the limit
-    let cases: [Case; 9] = [
+    let cases: [Case; 14] = [
         (&[], &[3], 6, 784, 25, (false, false)),        // conv1 forward
         (&[3], &[3], 6, 25, 784, (false, true)),        // conv1 dW per image
         (&[], &[3], 150, 100, 16, (true, false)),       // conv2 dcols
@@ -128,7 +128,14 @@ fn rows8_matches_reference_on_lenet_shapes_and_shared_a_limits() {
         (&[], &[2], side + 1, 12, side, (true, false)), // just over it: storage path
         (&[2], &[], 7, 13, 11, (false, false)),
         (&[5], &[5], 40, 9, 100, (false, false)), // 4 batches of A per uniform copy: 2 dispatches
-        (&[2], &[2], side + 1, 5, side, (false, true)), // a batch of A over the limit: storage path        // batched A, shared B
+        (&[2], &[2], side + 1, 5, side, (false, true)), // a batch of A over the limit: storage path
+        // the wide loads: A's rows along K (B by rows, scalar or vec4; B's columns along K),
+        // a transposed A's rows in pairs of vec4 (M % 8 == 4 clamps the upper four)
+        (&[], &[2], 12, 7, 20, (false, false)),
+        (&[3], &[3], 9, 16, 8, (false, false)),
+        (&[3], &[3], 10, 6, 12, (false, true)),
+        (&[], &[3], 12, 50, 16, (true, false)),
+        (&[2], &[2], 20, 9, 7, (true, false)),
     ];
     for variant in [Some(Variant::Rows8), None] {
         for (ba, bb, m, n, k, t) in cases {

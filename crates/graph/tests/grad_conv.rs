@@ -6,6 +6,7 @@ use common::{check, input};
 use ferrograd_device::kernels::conv::Conv2dGeometry;
 use ferrograd_device::testing::Rng;
 use ferrograd_graph::ops::conv::Conv2dOptions;
+use ferrograd_graph::Tensor;
 
 #[test]
 fn conv2d_variants() {
@@ -25,6 +26,31 @@ fn conv2d_variants() {
             &[x.clone(), w.clone(), b],
         );
         check(&format!("conv2d no bias {o:?}"), |t| t[0].conv2d(&t[1], None, &o), &[x, w]);
+    }
+}
+
+#[test]
+fn conv2d_in_chunks_of_the_batch() {
+    // the path a large batch takes: columns rebuilt per chunk in the backward pass, weight
+    // gradients summed over chunks, the last chunk smaller
+    let mut rng = Rng::new(12);
+    let cases = [
+        ([3, 3, 5, 5], [4, 3, 3, 3], Conv2dOptions::new(1, 1), 2),
+        ([3, 4, 4, 4], [6, 2, 3, 3], Conv2dOptions { groups: 2, stride: [2, 2], ..Default::default() }, 1),
+    ];
+    for (xs, ws, o, images) in cases {
+        let (x, w, b) = (input(&mut rng, &xs), input(&mut rng, &ws), input(&mut rng, &[ws[0]]));
+        check(
+            &format!("conv2d {xs:?} {ws:?} {o:?} in chunks of {images}"),
+            |t| t[0].conv2d_in_chunks(&t[1], Some(&t[2]), &o, images),
+            &[x.clone(), w.clone(), b.clone()],
+        );
+        // and the same values as one chunk
+        let tensors = [x, w, b].map(|a| Tensor::new(a).requires_grad_(true).unwrap());
+        let [xt, wt, bt] = &tensors;
+        let whole = xt.conv2d(wt, Some(bt), &o).unwrap().data().to_f64_vec().unwrap();
+        let chunked = xt.conv2d_in_chunks(wt, Some(bt), &o, images).unwrap().data().to_f64_vec().unwrap();
+        assert_eq!(whole, chunked, "{xs:?} in chunks of {images}");
     }
 }
 

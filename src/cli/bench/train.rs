@@ -31,6 +31,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let batch = args.batch.unwrap_or(128).max(1);
     let steps = args.steps.unwrap_or(if cpu_adapter { 1 } else { 20 }).max(1);
     let reps = args.reps.unwrap_or(if cpu_adapter { 3 } else { 5 }).max(1);
+    let warmup = args.warmup.unwrap_or(2).max(1);
     let classes = 10;
     let [c, h, w] = info.input_shape;
 
@@ -50,7 +51,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
 
     // Warm-up: compiles the pipelines and fills the pool; then one step's counters.
-    for _ in 0..2 {
+    for _ in 0..warmup {
         step(&mut opt)?;
     }
     g.sync()?;
@@ -77,7 +78,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         g.adapter_name(),
         g.adapter_info().backend
     );
-    println!("timing: wall clock, median of {reps} runs of {steps} steps after 2 warm-up steps");
+    println!("timing: wall clock, median of {reps} runs of {steps} steps after {warmup} warm-up steps");
     print_rows(&format!("{asked}.b{batch}.f32"), batch, ms, &per_step);
     Ok(())
 }

@@ -112,6 +112,19 @@ fn launch(
     g.dispatch(&kernel, param_bytes(&p), &bufs, grid_1d(threads, 256))
 }
 
+/// How many images' worth of `floats_per_image` f32 values fit in one storage binding of
+/// `device` (every image on the CPU; at least one).
+pub fn images_per_binding(device: &Device, floats_per_image: usize) -> usize {
+    match device {
+        Device::Cpu => usize::MAX,
+        Device::Gpu(g) => {
+            let limit = g.caps().max_storage_binding.min(g.caps().max_buffer);
+            let per_image = (floats_per_image as u64 * DType::F32.size() as u64).max(1);
+            usize::try_from(limit / per_image).unwrap_or(usize::MAX).max(1)
+        }
+    }
+}
+
 /// `x [N, C, H, W]` -> columns `[N, C*KH*KW, OH*OW]`, row `c*KH*KW + kh*KW + kw`, zero padding.
 pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
     require_dtype("im2col", x, DType::F32)?;

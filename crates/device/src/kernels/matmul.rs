@@ -403,6 +403,17 @@ fn vec_b(shader: &Shader, p: &Problem) -> bool {
     !std::ptr::eq(shader, &MATMUL_F16) && !p.trans_b && p.n.is_multiple_of(4) && p.b_stride.is_multiple_of(4)
 }
 
+/// `rows8`'s wider loads that `p` allows (f32 words, 16-byte aligned): A_K4 (A's rows four
+/// steps of K at a time), B_K4 (with A_K4, B's columns the same) and A_M8 (a transposed A's
+/// eight rows of a step in two loads); see `matmul_rows.wgsl`.
+fn wide_loads(shader: &Shader, p: &Problem) -> [(&'static str, f64); 3] {
+    let f32_words = !std::ptr::eq(shader, &MATMUL_F16) && p.a_stride.is_multiple_of(4);
+    let a_k4 = f32_words && !p.trans_a && p.k.is_multiple_of(4);
+    let b_k4 = a_k4 && p.trans_b && p.b_stride.is_multiple_of(4);
+    let a_m8 = f32_words && p.trans_a && p.m.is_multiple_of(4);
+    [("A_K4", a_k4 as u32 as f64), ("B_K4", b_k4 as u32 as f64), ("A_M8", a_m8 as u32 as f64)]
+}
+
 fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
     u32::try_from(v)
         .map_err(|_| DeviceError::Shape { kernel: NAME, detail: format!("{v} exceeds u32 indexing (shape {shape:?})") })
@@ -446,6 +457,7 @@ fn launch(
         constants.push(("SHARED_A", shared_a as u32 as f64));
         constants.push(("LOCAL_A", ubo as u32 as f64));
         constants.push(("VEC_B", vec_b(shader, p) as u32 as f64));
+        constants.extend(wide_loads(shader, p));
     }
     let kernel = Kernel::new(shader, variant.entry()).with(&constants);
     let [tm, tn] = variant.tile();

@@ -1,11 +1,24 @@
-//! 2-D convolution as im2col + matmul. `im2col` is an op of its own (backward: `col2im`),
-//! so `conv2d` is a composition and its gradients follow from the parts: for weight
-//! `[O, C/groups, KH, KW]`, `out = W_g @ im2col(x)_g` per group, plus the bias.
+//! 2-D convolution as one op: per chunk of the batch, `im2col` lays the receptive fields out
+//! as columns and one GEMM over the whole chunk multiplies them by the weight. The backward
+//! pass sits beside it: the weight gradient is one GEMM with batch and pixels in K (no
+//! per-image weight gradients), the input gradient one GEMM plus `col2im`.
+//!
+//! Chunks exist because the columns (`C·KH·KW` rows by `OH·OW` pixels per image) are the
+//! largest array of a step and must fit one storage binding (128 MiB on lavapipe, 2 GiB on
+//! some GPUs): the batch is cut into as few chunks as keep each chunk's columns under the
+//! limit. With one chunk the forward's columns are kept for the weight gradient; with
+//! several, each chunk's columns are rebuilt in the backward pass, so memory never holds
+//! more than one chunk's columns beyond what PyTorch keeps (the input).
 
 use crate::error::{invalid, shape_err, Result};
 use crate::ops::same_device;
 use crate::tensor::Tensor;
-use ferrograd_device::kernels::conv::{col2im, im2col, Conv2dGeometry};
+use ferrograd_device::kernels::conv::{col2im, im2col, images_per_binding, Conv2dGeometry};
+use ferrograd_device::kernels::copy::{concat, narrow};
+use ferrograd_device::kernels::elementwise::{binary, BinaryOp};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum};
+use ferrograd_device::kernels::reduce::sum_to_shape;
+use ferrograd_device::Array;
 
 /// Stride, padding, dilation and groups of a convolution (the kernel size comes from the weight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,53 +42,199 @@ impl Conv2dOptions {
     }
 }
 
-impl Tensor {
-    /// Every receptive field of `x [N, C, H, W]` as a column: `[N, C*KH*KW, OH*OW]`.
-    pub fn im2col(&self, g: &Conv2dGeometry) -> Result<Tensor> {
-        let x = self.data();
-        let out = im2col(&x, g)?;
-        let (g, shape) = (*g, x.shape().to_vec());
-        Ok(Tensor::from_op("im2col", out, &[self], move |grad, _| Ok(vec![Some(col2im(grad, &g, &shape)?)])))
+/// Everything about one convolution's shapes that the forward and backward passes share.
+#[derive(Clone, Copy)]
+struct Plan {
+    geometry: Conv2dGeometry,
+    input: [usize; 4],
+    out_ch: usize,
+    groups: usize,
+    /// Rows of the columns per group: `C/groups · KH · KW`.
+    rows: usize,
+    pixels: usize,
+    /// Images per chunk of the batch.
+    chunk: usize,
+}
+
+impl Plan {
+    /// The batch ranges `(first image, images)` the chunks cover.
+    fn chunks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (n, chunk) = (self.input[0], self.chunk);
+        (0..n.div_ceil(chunk)).map(move |i| (i * chunk, chunk.min(n - i * chunk)))
     }
 
+    fn single_chunk(&self) -> bool {
+        self.chunk >= self.input[0]
+    }
+
+    /// Images `[first, first + len)` of a `[N, ...]` array (the array itself for one chunk).
+    fn slice(&self, a: &Array, first: usize, len: usize) -> Result<Array> {
+        Ok(if self.single_chunk() { a.clone() } else { narrow(a, 0, first, len)? })
+    }
+
+    fn columns(&self, x: &Array, first: usize, len: usize) -> Result<Array> {
+        Ok(im2col(&self.slice(x, first, len)?, &self.geometry)?)
+    }
+
+    /// Group `k`'s share of `a` along `axis` (`a` itself without groups).
+    fn group(&self, a: &Array, axis: usize, k: usize, len: usize) -> Result<Array> {
+        Ok(if self.groups == 1 { a.clone() } else { narrow(a, axis, k * len, len)? })
+    }
+
+    /// Per group `f(k)`, joined along `axis`.
+    fn per_group(&self, axis: usize, f: impl Fn(usize) -> Result<Array>) -> Result<Array> {
+        let parts = (0..self.groups).map(f).collect::<Result<Vec<_>>>()?;
+        join(&parts, axis)
+    }
+
+    /// `weight [O, rows] · cols [n, groups·rows, P]` -> `[n, O, P]`, one GEMM per group.
+    fn product(&self, weight: &Array, cols: &Array) -> Result<Array> {
+        let og = self.out_ch / self.groups;
+        self.per_group(1, |k| {
+            Ok(matmul(&self.group(weight, 0, k, og)?, &self.group(cols, 1, k, self.rows)?, false, false)?)
+        })
+    }
+
+    /// The weight gradient of one chunk: `Σ_n grad[n] · cols[n]^T`, `[O, rows]`.
+    fn weight_grad(&self, grad: &Array, cols: &Array) -> Result<Array> {
+        let og = self.out_ch / self.groups;
+        self.per_group(0, |k| {
+            Ok(matmul_batch_sum(&self.group(grad, 1, k, og)?, &self.group(cols, 1, k, self.rows)?, false, true)?)
+        })
+    }
+
+    /// The input gradient of one chunk of `len` images: `col2im(weight^T · grad)`.
+    fn input_grad(&self, weight: &Array, grad: &Array, len: usize) -> Result<Array> {
+        let og = self.out_ch / self.groups;
+        let dcols = self
+            .per_group(1, |k| Ok(matmul(&self.group(weight, 0, k, og)?, &self.group(grad, 1, k, og)?, true, false)?))?;
+        let [_, c, h, w] = self.input;
+        Ok(col2im(&dcols, &self.geometry, &[len, c, h, w])?)
+    }
+}
+
+/// `parts` joined along `axis` (the part itself when there is one).
+fn join(parts: &[Array], axis: usize) -> Result<Array> {
+    if let [one] = parts {
+        return Ok(one.clone());
+    }
+    Ok(concat(&parts.iter().collect::<Vec<_>>(), axis)?)
+}
+
+impl Tensor {
     /// 2-D convolution (cross-correlation, as PyTorch): `self [N, C, H, W]`, `weight
-    /// [O, C/groups, KH, KW]`, `bias [O]` -> `[N, O, OH, OW]`.
+    /// [O, C/groups, KH, KW]`, `bias [O]` -> `[N, O, OH, OW]`. The batch is cut into as few
+    /// chunks as keep each chunk's im2col columns within one storage binding.
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<Tensor> {
+        let ws = weight.shape();
+        let per_image = ws.get(1..).map_or(0, |k| k.iter().product::<usize>()) * o.groups;
+        let pixels = match (self.shape().get(2..4), ws.get(2..4)) {
+            (Some(&[h, w]), Some(&[kh, kw])) => {
+                let g = Conv2dGeometry { kernel: [kh, kw], stride: o.stride, padding: o.padding, dilation: o.dilation };
+                g.out_hw(h, w).map_or(0, |[oh, ow]| oh * ow)
+            }
+            _ => 0,
+        };
+        let chunk = images_per_binding(&self.device(), per_image * pixels);
+        self.conv2d_in_chunks(weight, bias, o, chunk)
+    }
+
+    /// [`Tensor::conv2d`] with the batch cut into chunks of `images` images (the last one
+    /// may be smaller); the same values for any `images >= 1`.
+    pub fn conv2d_in_chunks(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        o: &Conv2dOptions,
+        images: usize,
+    ) -> Result<Tensor> {
         same_device("conv2d", &[self, weight])?;
-        let (xs, ws) = (self.shape(), weight.shape());
-        if xs.len() != 4 || ws.len() != 4 {
-            return shape_err("conv2d", format!("input {xs:?} and weight {ws:?} must both be 4-D"));
-        }
-        let (n, c, out_ch, groups) = (xs[0], xs[1], ws[0], o.groups);
-        if groups == 0 || !c.is_multiple_of(groups) || !out_ch.is_multiple_of(groups) || ws[1] * groups != c {
-            return invalid(
-                "conv2d",
-                format!("input {xs:?}, weight {ws:?}, groups {groups}: need C and O divisible by groups and weight dim 1 = C/groups"),
-            );
-        }
-        if let Some(b) = bias {
-            if b.shape() != [out_ch] {
-                return shape_err("conv2d", format!("bias {:?} for weight {ws:?} (expected [{out_ch}])", b.shape()));
+        let plan = plan(&self.shape(), &weight.shape(), bias.map(|b| b.shape()).as_deref(), o, images)?;
+        let (x, w2) = (self.data(), weight.data().reshape(&[plan.out_ch, plan.rows])?);
+        let [n, ..] = plan.input;
+        let out_shape = [n, plan.out_ch, plan.pixels];
+        let mut saved_cols = None;
+        let mut outs = Vec::new();
+        for (first, len) in plan.chunks() {
+            let cols = plan.columns(&x, first, len)?;
+            outs.push(plan.product(&w2, &cols)?);
+            if plan.single_chunk() {
+                saved_cols = Some(cols);
             }
         }
-        let g = Conv2dGeometry { kernel: [ws[2], ws[3]], stride: o.stride, padding: o.padding, dilation: o.dilation };
-        let [oh, ow] = g.out_hw(xs[2], xs[3])?;
-        let cols = self.im2col(&g)?;
-        let rows = ws[1] * ws[2] * ws[3];
-        let w2 = weight.reshape_to(&[out_ch, rows])?;
-        let out = if groups == 1 {
-            w2.matmul(&cols)?
-        } else {
-            let og = out_ch / groups;
-            let parts = (0..groups)
-                .map(|k| w2.narrow(0, k * og, og)?.matmul(&cols.narrow(1, k * rows, rows)?))
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::cat(&parts.iter().collect::<Vec<_>>(), 1)?
+        let mut y = join(&outs, 0)?;
+        if let Some(b) = bias {
+            y = binary(BinaryOp::Add, &y, &b.data().reshape(&[1, plan.out_ch, 1])?)?;
+        }
+        let [oh, ow] = plan.geometry.out_hw(plan.input[2], plan.input[3])?;
+        let y = y.reshape(&[n, plan.out_ch, oh, ow])?;
+
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let weight_shape = weight.shape().to_vec();
+        let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
+            let g = g.reshape(&out_shape)?;
+            let (mut dw, mut dx) = (None::<Array>, Vec::new());
+            for (first, len) in plan.chunks() {
+                let gc = plan.slice(&g, first, len)?;
+                if needs[1] {
+                    let cols = match &saved_cols {
+                        Some(c) => c.clone(),
+                        None => plan.columns(&x, first, len)?,
+                    };
+                    let part = plan.weight_grad(&gc, &cols)?;
+                    dw = Some(match dw {
+                        Some(sum) => binary(BinaryOp::Add, &sum, &part)?,
+                        None => part,
+                    });
+                }
+                if needs[0] {
+                    dx.push(plan.input_grad(&w2, &gc, len)?);
+                }
+            }
+            let mut grads = vec![
+                if needs[0] { Some(join(&dx, 0)?) } else { None },
+                dw.map(|d| d.reshape(&weight_shape)).transpose()?,
+            ];
+            if needs.len() > 2 {
+                let db = needs[2].then(|| sum_to_shape(&g, &[1, plan.out_ch, 1])?.reshape(&[plan.out_ch]));
+                grads.push(db.transpose()?);
+            }
+            Ok(grads)
         };
-        let out = out.reshape_to(&[n, out_ch, oh, ow])?;
-        match bias {
-            Some(b) => out.add(&b.reshape_to(&[1, out_ch, 1, 1])?),
-            None => Ok(out),
+        Ok(Tensor::from_op("conv2d", y, &inputs, backward))
+    }
+}
+
+/// Checks the shapes of a convolution and works out its plan.
+fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions, images: usize) -> Result<Plan> {
+    let (&[n, c, h, w], &[out_ch, per_group, kh, kw]) = (xs, ws) else {
+        return shape_err("conv2d", format!("input {xs:?} and weight {ws:?} must both be 4-D"));
+    };
+    let groups = o.groups;
+    if groups == 0 || !c.is_multiple_of(groups) || !out_ch.is_multiple_of(groups) || per_group * groups != c {
+        return invalid(
+            "conv2d",
+            format!("input {xs:?}, weight {ws:?}, groups {groups}: need C and O divisible by groups and weight dim 1 = C/groups"),
+        );
+    }
+    if let Some(b) = bias {
+        if b != [out_ch] {
+            return shape_err("conv2d", format!("bias {b:?} for weight {ws:?} (expected [{out_ch}])"));
         }
     }
+    if images == 0 {
+        return invalid("conv2d", "chunks must hold at least one image");
+    }
+    let geometry = Conv2dGeometry { kernel: [kh, kw], stride: o.stride, padding: o.padding, dilation: o.dilation };
+    let [oh, ow] = geometry.out_hw(h, w)?;
+    Ok(Plan {
+        geometry,
+        input: [n, c, h, w],
+        out_ch,
+        groups,
+        rows: per_group * kh * kw,
+        pixels: oh * ow,
+        chunk: images.min(n.max(1)),
+    })
 }
