@@ -52,6 +52,42 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
+@group(0) @binding(2) var<storage, read_write> icols4: array<vec4<f32>>;
+
+// im2col for output widths that are multiples of 4: one thread per four neighbouring output
+// pixels, each tap's four values one aligned vec4 store (a quarter of the stores, which CPU
+// adapters pay for lane by lane).
+@compute @workgroup_size(256)
+fn im2col4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= P.total) {
+        return;
+    }
+    let quads = P.ow / 4u;
+    let ow0 = (i % quads) * 4u;
+    let oh = (i / quads) % P.oh;
+    let nc = i / (quads * P.oh);
+    let plane = P.oh * P.ow;
+    let taps = P.kh * P.kw;
+    let out0 = (nc * taps * plane + oh * P.ow + ow0) / 4u;
+    let in0 = nc * P.h * P.w;
+    let y0 = i32(oh * P.sh) - i32(P.ph);
+    let x0 = vec4<i32>(i32(ow0 * P.sw) - i32(P.pw)) + vec4<i32>(0, 1, 2, 3) * i32(P.sw);
+    let last = vec4<i32>(i32(P.w) - 1);
+    for (var kh = 0u; kh < P.kh; kh = kh + 1u) {
+        let ih = y0 + i32(kh * P.dh);
+        let row_ok = ih >= 0 && ih < i32(P.h);
+        let row = in0 + u32(clamp(ih, 0, i32(P.h) - 1)) * P.w;
+        for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
+            let iw = x0 + vec4<i32>(i32(kw * P.dw));
+            let ok = vec4<bool>(row_ok) & (iw >= vec4<i32>(0)) & (iw <= last);
+            let at = vec4<u32>(clamp(iw, vec4<i32>(0), last)) + vec4<u32>(row);
+            let v = vec4<f32>(ix[at.x], ix[at.y], ix[at.z], ix[at.w]);
+            icols4[out0 + (kh * P.kw + kw) * (plane / 4u)] = select(vec4<f32>(0.0), v, ok);
+        }
+    }
+}
+
 // Stride 1 on both axes: the window offsets need no division (integer division is slow on CPU
 // adapters, and col2im would otherwise divide four times per tap).
 override UNIT_STRIDE: bool = false;

@@ -11,6 +11,12 @@ override TRANS_B: bool = false;
 // (of nbatch) into partial C number z, and the launcher adds the partials (split-K over batches).
 override REDUCE: bool = false;
 
+// The epilogue, applied as C is stored (never with REDUCE): BIAS adds MBIAS[m] (1: one per
+// row, a convolution's) or MBIAS[n] (2: one per column, a linear layer's); then ACT: 1 relu,
+// 2 leaky relu (slope P.alpha), 3 tanh, 4 sigmoid. MBIAS is always bound (to B when unused).
+override BIAS: u32 = 0u;
+override ACT: u32 = 0u;
+
 struct Params {
     M: u32,
     N: u32,
@@ -21,12 +27,13 @@ struct Params {
     sc: u32,     // same for C (M * N)
     nb: u32,     // batches this dispatch covers (kernels that fold the batch into N); REDUCE: per split
     nbatch: u32, // REDUCE: batches in all
-    _pad0: u32,
+    alpha: f32,  // ACT 2: the leaky relu's slope
     _pad1: u32,
     _pad2: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(3) var<storage, read_write> MC: array<f32>;
+@group(0) @binding(4) var<storage, read> MBIAS: array<f32>;
 
 // The batches [x, y) workgroup z multiplies: its own one, or with REDUCE its split's share.
 fn batch_range(z: u32) -> vec2<u32> {
@@ -84,10 +91,38 @@ fn b_slot(e: u32, bn: u32, bk: u32) -> vec2<u32> {
     return vec2<u32>(e / bn, e % bn);
 }
 
+// C's value at (m, n) from the product `v`, after the epilogue.
+fn epilogue(m: u32, n: u32, v: f32) -> f32 {
+    var y = v;
+    if (BIAS == 1u) {
+        y = y + MBIAS[m];
+    } else if (BIAS == 2u) {
+        y = y + MBIAS[n];
+    }
+    switch ACT {
+        case 1u: { y = max(y, 0.0); }
+        case 2u: { y = select(P.alpha * y, y, y > 0.0); }
+        case 3u: { y = tanh(y); }
+        case 4u: { y = 1.0 / (1.0 + exp(-y)); }
+        default: {}
+    }
+    return y;
+}
+
 // Columns n..n+3 of row m of C (batch at `base`), skipping what lies outside.
-fn store_c(base: u32, m: u32, n: u32, v: vec4<f32>) {
+fn store_c(base: u32, m: u32, n: u32, product: vec4<f32>) {
     if (m >= P.M) {
         return;
+    }
+    var v = product;
+    if (BIAS != 0u || ACT != 0u) {
+        let last = P.N - 1u;
+        v = vec4<f32>(
+            epilogue(m, n, v.x),
+            epilogue(m, min(n + 1u, last), v.y),
+            epilogue(m, min(n + 2u, last), v.z),
+            epilogue(m, min(n + 3u, last), v.w),
+        );
     }
     let row = base + m * P.N;
     if (n + 3u < P.N) {

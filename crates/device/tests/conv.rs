@@ -10,9 +10,13 @@ fn geom(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], dilation: [
     Conv2dGeometry { kernel, stride, padding, dilation }
 }
 
-/// Odd sizes, stride 2, padding, dilation 2, batch > 1, non-square inputs and windows.
+/// Odd sizes, stride 2, padding, dilation 2, batch > 1, non-square inputs and windows; and
+/// output widths that are multiples of 4 (im2col's vec4 kernel), with stride, padding, dilation.
 fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
     vec![
+        ([2, 3, 8, 8], Conv2dGeometry::new(3, 1, 1)),
+        ([2, 2, 9, 16], Conv2dGeometry::new(3, 2, 1)),
+        ([1, 2, 6, 12], geom([2, 3], [1, 1], [0, 1], [2, 1])),
         ([2, 3, 7, 5], Conv2dGeometry::new(3, 1, 1)),
         ([1, 2, 9, 8], Conv2dGeometry::new(3, 2, 0)),
         ([3, 2, 6, 7], geom([2, 3], [2, 1], [1, 0], [2, 2])),

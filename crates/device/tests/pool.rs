@@ -13,10 +13,13 @@ fn geom(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Conv2dGe
     Conv2dGeometry { kernel, stride, padding, dilation: [1, 1] }
 }
 
-/// Odd and non-square sizes, stride 2, padding, overlapping windows, batch > 1.
+/// Odd and non-square sizes, stride 2, padding, overlapping windows, batch > 1, and windows
+/// that tile the input exactly (their own backward kernel).
 fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
     vec![
         ([2, 3, 7, 5], Conv2dGeometry::new(2, 2, 0)),
+        ([2, 3, 8, 6], Conv2dGeometry::new(2, 2, 0)),
+        ([1, 2, 9, 6], geom([3, 2], [3, 2], [0, 0])),
         ([1, 2, 9, 8], Conv2dGeometry::new(3, 2, 1)),
         ([3, 2, 6, 11], geom([3, 2], [1, 2], [1, 1])),
         ([2, 4, 13, 13], Conv2dGeometry::new(3, 2, 0)),

@@ -4,6 +4,7 @@ mod common;
 
 use common::{check, input};
 use ferrograd_device::kernels::conv::Conv2dGeometry;
+use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::testing::Rng;
 use ferrograd_graph::ops::conv::Conv2dOptions;
 use ferrograd_graph::Tensor;
@@ -25,7 +26,10 @@ fn conv2d_variants() {
             |t| t[0].conv2d(&t[1], Some(&t[2]), &o),
             &[x.clone(), w.clone(), b],
         );
-        check(&format!("conv2d no bias {o:?}"), |t| t[0].conv2d(&t[1], None, &o), &[x, w]);
+        check(&format!("conv2d no bias {o:?}"), |t| t[0].conv2d(&t[1], None, &o), &[x.clone(), w.clone()]);
+        // with a fused activation (per group, with the groups)
+        let act = Some(if o.groups > 1 { UnaryOp::Sigmoid } else { UnaryOp::Relu });
+        check(&format!("conv2d {act:?} {o:?}"), |t| t[0].conv2d_act(&t[1], None, &o, act), &[x, w]);
     }
 }
 
@@ -42,14 +46,14 @@ fn conv2d_in_chunks_of_the_batch() {
         let (x, w, b) = (input(&mut rng, &xs), input(&mut rng, &ws), input(&mut rng, &[ws[0]]));
         check(
             &format!("conv2d {xs:?} {ws:?} {o:?} in chunks of {images}"),
-            |t| t[0].conv2d_in_chunks(&t[1], Some(&t[2]), &o, images),
+            |t| t[0].conv2d_in_chunks(&t[1], Some(&t[2]), &o, Some(UnaryOp::Tanh), images),
             &[x.clone(), w.clone(), b.clone()],
         );
         // and the same values as one chunk
         let tensors = [x, w, b].map(|a| Tensor::new(a).requires_grad_(true).unwrap());
         let [xt, wt, bt] = &tensors;
         let whole = xt.conv2d(wt, Some(bt), &o).unwrap().data().to_f64_vec().unwrap();
-        let chunked = xt.conv2d_in_chunks(wt, Some(bt), &o, images).unwrap().data().to_f64_vec().unwrap();
+        let chunked = xt.conv2d_in_chunks(wt, Some(bt), &o, None, images).unwrap().data().to_f64_vec().unwrap();
         assert_eq!(whole, chunked, "{xs:?} in chunks of {images}");
     }
 }

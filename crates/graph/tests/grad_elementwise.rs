@@ -5,6 +5,7 @@ mod common;
 use common::{check, input, positive};
 use ferrograd_device::kernels::elementwise::{BinaryOp, ScalarSide, UnaryOp};
 use ferrograd_device::testing::Rng;
+use ferrograd_graph::Tensor;
 
 #[test]
 fn unary_ops() {
@@ -82,4 +83,16 @@ fn matmul_variants() {
     }
     let (x, w, b) = (input(&mut rng, &[2, 3, 4]), input(&mut rng, &[5, 4]), input(&mut rng, &[5]));
     check("linear", |t| t[0].linear(&t[1], Some(&t[2])), &[x, w, b]);
+    // the fused activations, their gradients taken from the output; and no bias
+    let (x, w, b) = (input(&mut rng, &[3, 4]), input(&mut rng, &[5, 4]), input(&mut rng, &[5]));
+    for act in [UnaryOp::Relu, UnaryOp::LeakyRelu(0.2), UnaryOp::Tanh, UnaryOp::Sigmoid] {
+        check(
+            &format!("linear {act:?}"),
+            |t| t[0].linear_act(&t[1], Some(&t[2]), Some(act)),
+            &[x.clone(), w.clone(), b.clone()],
+        );
+    }
+    check("linear no bias tanh", |t| t[0].linear_act(&t[1], None, Some(UnaryOp::Tanh)), &[x.clone(), w.clone()]);
+    let err = Tensor::new(x).linear_act(&Tensor::new(w), None, Some(UnaryOp::Gelu)).unwrap_err().to_string();
+    assert!(err.contains("linear") && err.contains("Gelu"), "{err}");
 }

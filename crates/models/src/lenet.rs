@@ -10,6 +10,7 @@
 use crate::layers::conv;
 use crate::shapes::ParamShapes;
 use ferrograd_device::kernels::conv::Conv2dGeometry;
+use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::Device;
 use ferrograd_graph::nn::{Conv2d, Linear, Module};
 use ferrograd_graph::{Result, Tensor};
@@ -48,10 +49,11 @@ impl Module for LeNet5 {
     /// `x [N, C, 32, 32]` -> logits `[N, classes]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let pool = Conv2dGeometry::new(2, 2, 0);
-        let y = self.conv1.forward(x)?.relu()?.max_pool2d(&pool)?;
-        let y = self.conv2.forward(&y)?.relu()?.max_pool2d(&pool)?;
-        let y = self.fc1.forward(&y.flatten(1, -1)?)?.relu()?;
-        let y = self.fc2.forward(&y)?.relu()?;
+        let relu = UnaryOp::Relu;
+        let y = self.conv1.forward_act(x, relu)?.max_pool2d(&pool)?;
+        let y = self.conv2.forward_act(&y, relu)?.max_pool2d(&pool)?;
+        let y = self.fc1.forward_act(&y.flatten(1, -1)?, relu)?;
+        let y = self.fc2.forward_act(&y, relu)?;
         self.fc3.forward(&y)
     }
 

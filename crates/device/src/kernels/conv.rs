@@ -136,7 +136,9 @@ pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, &shape, DType::F32, "im2col")?;
             let words = g.words("im2col", c, h, w, [oh, ow])?;
-            launch(ctx, "im2col", g, words, x, &out, n * c * oh * ow)?;
+            let (entry, threads) =
+                if ow.is_multiple_of(4) { ("im2col4", n * c * oh * ow / 4) } else { ("im2col", n * c * oh * ow) };
+            launch(ctx, entry, g, words, x, &out, threads)?;
             Ok(out)
         }
     }

@@ -21,6 +21,7 @@ use crate::error::{shape_err, DeviceError, Result};
 use crate::gpu::{Caps, GpuBuffer, GpuContext, Kernel, Shader};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 use crate::kernels::copy::cast;
+use crate::kernels::epilogue::{self, Epilogue};
 use crate::kernels::reduce::{reduce, ReduceOp};
 use std::sync::Arc;
 
@@ -233,12 +234,38 @@ pub fn matmul_using(
     precision: Precision,
     variant: Option<Variant>,
 ) -> Result<Array> {
-    let device = same_device(NAME, &[a, b])?;
+    matmul_fused_using(a, b, trans_a, trans_b, precision, variant, &Epilogue::default())
+}
+
+/// `op(a) · op(b)` in f32 with a bias and/or activation applied as C is stored (see
+/// [`Epilogue`]).
+pub fn matmul_fused(a: &Array, b: &Array, trans_a: bool, trans_b: bool, epilogue: &Epilogue) -> Result<Array> {
+    matmul_fused_using(a, b, trans_a, trans_b, Precision::F32, None, epilogue)
+}
+
+/// Like [`matmul_fused`] at a precision, with the kernel variant forced (`None`: by shape).
+pub fn matmul_fused_using(
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    precision: Precision,
+    variant: Option<Variant>,
+    epilogue: &Epilogue,
+) -> Result<Array> {
+    let mut operands = vec![a, b];
+    operands.extend(epilogue.bias_array());
+    let device = same_device(NAME, &operands)?;
     require_dtype(NAME, a, DType::F32)?;
     require_dtype(NAME, b, DType::F32)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
+    epilogue.check(NAME, p.m, p.n)?;
     match &device {
-        Device::Cpu => Ok(Array::cpu(reference_product(a, b, &p, precision), &p.out_shape, DType::F32)),
+        Device::Cpu => {
+            let mut c = reference_product(a, b, &p, precision);
+            epilogue::reference::apply(epilogue, &mut c, p.m, p.n);
+            Ok(Array::cpu(c, &p.out_shape, DType::F32))
+        }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
             let variant = variant.unwrap_or_else(|| pick_variant(g, precision, &p));
@@ -262,7 +289,12 @@ pub fn matmul_using(
             };
             let (a, b) = inputs_at(a, b, precision)?;
             let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
-            launch(g, shader, variant, &p, bufs, ubo, None)?;
+            if variant == Variant::Coop {
+                // cooperative-matrix stores bypass store_c
+                launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default())?;
+                return epilogue.apply_separately(out);
+            }
+            launch(g, shader, variant, &p, bufs, ubo, None, epilogue)?;
             Ok(out)
         }
     }
@@ -348,7 +380,7 @@ pub fn matmul_batch_sum_using(
             let shader = if precision == Precision::Mixed { &MATMUL_F16 } else { &MATMUL };
             let (a, b) = inputs_at(a, b, precision)?;
             let bufs = [a.expect_gpu(K)?, b.expect_gpu(K)?, partial.expect_gpu(K)?];
-            launch(g, shader, variant, &p, bufs, false, Some(per_split))?;
+            launch(g, shader, variant, &p, bufs, false, Some(per_split), &Epilogue::default())?;
             if splits == 1 {
                 return partial.reshape(&out_shape);
             }
@@ -380,11 +412,15 @@ pub fn batch_sum_splits(g: &GpuContext, variant: Variant, p: &Problem) -> usize 
     splits.min(g.caps().max_groups_per_dim as usize)
 }
 
-/// Whether one batch of A fits `matmul_ubo.wgsl`'s uniform buffer (and the adapter binds one
-/// that large). Each dispatch then copies as many consecutive batches of A as fit there.
+/// Whether A goes through `matmul_ubo.wgsl`'s uniform buffer: on a CPU adapter only (the copy
+/// ends the compute pass, a price worth paying only where uniform loads are what is fast),
+/// when one batch of A fits and the adapter binds a uniform buffer that large. Each dispatch
+/// then copies as many consecutive batches of A as fit there.
 fn a_fits_uniform(g: &GpuContext, p: &Problem) -> bool {
     let bytes = (UBO_A_ELEMENTS * 4) as u64;
-    p.m * p.k <= UBO_A_ELEMENTS && g.raw_device().limits().max_uniform_buffer_binding_size >= bytes
+    g.is_cpu_adapter()
+        && p.m * p.k <= UBO_A_ELEMENTS
+        && g.raw_device().limits().max_uniform_buffer_binding_size >= bytes
 }
 
 /// Batches `b0 .. b0 + nb` of A (`a_stride` elements apart; one matrix when shared) copied to
@@ -421,7 +457,9 @@ fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
 
 /// Records the multiply; `bufs` are A, B and C. With `ubo`, A goes through uniform-buffer
 /// copies (`matmul_ubo.wgsl`), as many batches per dispatch as fit. With `reduce_per_split`,
-/// C holds partial sums over that many batches each, one per workgroup z (REDUCE).
+/// C holds partial sums over that many batches each, one per workgroup z (REDUCE), and the
+/// epilogue must be empty.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     g: &Arc<GpuContext>,
     shader: &'static Shader,
@@ -430,8 +468,17 @@ fn launch(
     bufs: [&GpuBuffer; 3],
     ubo: bool,
     reduce_per_split: Option<usize>,
+    epilogue: &Epilogue,
 ) -> Result<()> {
     let words = |v: usize| u32_of(v, &p.out_shape);
+    let (epilogue_constants, slope) = epilogue.constants();
+    // every kernel but the cooperative-matrix one binds MBIAS; B stands in when there is no bias
+    let bias = match epilogue.bias_array() {
+        Some(b) => b.expect_gpu(NAME)?,
+        None => bufs[1],
+    };
+    let bound: Vec<&GpuBuffer> =
+        if variant == Variant::Coop { bufs.to_vec() } else { vec![bufs[0], bufs[1], bufs[2], bias] };
     if let Some(per_split) = reduce_per_split {
         let mut constants =
             vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64), ("REDUCE", 1.0)];
@@ -448,11 +495,14 @@ fn launch(
         };
         let params = [p.m, p.n, p.k, 0, p.a_stride, p.b_stride, p.m * p.n, per_split, p.batch, 0, 0, 0];
         let params = params.iter().map(|&v| words(v)).collect::<Result<Vec<u32>>>()?;
-        return g.dispatch(&kernel, param_bytes(&params), &bufs, grid);
+        return g.dispatch(&kernel, param_bytes(&params), &bound, grid);
     }
     let fold = variant == Variant::Rows8;
     let shared_a = p.a_stride == 0 || p.batch == 1;
     let mut constants = vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64)];
+    if variant != Variant::Coop {
+        constants.extend(epilogue_constants);
+    }
     if fold {
         constants.push(("SHARED_A", shared_a as u32 as f64));
         constants.push(("LOCAL_A", ubo as u32 as f64));
@@ -485,15 +535,15 @@ fn launch(
             words(p.m * p.n)?,
             words(nb)?,
             words(p.batch)?,
-            0,
+            slope.to_bits(),
             0,
             0,
         ];
         if ubo {
             let a = uniform_copy(g, bufs[0], p, b0, nb)?;
-            g.dispatch(&kernel, param_bytes(&params), &[&a, bufs[1], bufs[2]], [gx, gy, gz])?;
+            g.dispatch(&kernel, param_bytes(&params), &[&a, bufs[1], bufs[2], bias], [gx, gy, gz])?;
         } else {
-            g.dispatch(&kernel, param_bytes(&params), &bufs, [gx, gy, gz])?;
+            g.dispatch(&kernel, param_bytes(&params), &bound, [gx, gy, gz])?;
         }
         b0 += nb;
     }

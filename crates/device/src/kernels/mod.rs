@@ -7,6 +7,7 @@ pub mod common;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+pub mod epilogue;
 pub mod fill;
 pub mod loss;
 pub mod matmul;

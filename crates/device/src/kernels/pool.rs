@@ -99,8 +99,11 @@ pub fn max_pool2d_backward(
         }
         Device::Gpu(_) => {
             let dx = Array::empty(&device, input_shape, DType::F32, K)?;
-            let p = params(K, dx.numel(), g.words(K, c, h, w, [oh, ow])?, false)?;
-            launch(K, &p, &[grad_out, indices, &dx], dx.numel())?;
+            let tiled = g.stride == g.kernel && g.padding == [0, 0] && h == oh * g.kernel[0] && w == ow * g.kernel[1];
+            let (entry, threads) =
+                if tiled { ("max_pool2d_backward_tiled", grad_out.numel()) } else { (K, dx.numel()) };
+            let p = params(K, threads, g.words(K, c, h, w, [oh, ow])?, false)?;
+            launch(entry, &p, &[grad_out, indices, &dx], threads)?;
             Ok(dx)
         }
     }

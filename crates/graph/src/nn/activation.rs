@@ -3,27 +3,32 @@
 use crate::error::Result;
 use crate::nn::Module;
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::elementwise::UnaryOp;
 
 macro_rules! activation {
-    ($(#[$doc:meta])* $name:ident, $method:ident) => {
+    ($(#[$doc:meta])* $name:ident, $op:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
         impl Module for $name {
             fn forward(&self, x: &Tensor) -> Result<Tensor> {
-                x.$method()
+                x.unary($op)
+            }
+
+            fn activation(&self) -> Option<UnaryOp> {
+                Some($op)
             }
         }
     };
 }
 
-activation!(Relu, relu);
-activation!(Tanh, tanh);
-activation!(Sigmoid, sigmoid);
+activation!(Relu, UnaryOp::Relu);
+activation!(Tanh, UnaryOp::Tanh);
+activation!(Sigmoid, UnaryOp::Sigmoid);
 activation!(
     /// Exact (erf) GELU.
     Gelu,
-    gelu
+    UnaryOp::Gelu
 );
 
 /// `max(x, 0) + slope * min(x, 0)`.
@@ -40,6 +45,10 @@ impl Default for LeakyRelu {
 impl Module for LeakyRelu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.leaky_relu(self.0)
+    }
+
+    fn activation(&self) -> Option<UnaryOp> {
+        Some(UnaryOp::LeakyRelu(self.0))
     }
 }
 

@@ -4,6 +4,8 @@ use crate::error::{invalid, Result};
 use crate::nn::{init, Module};
 use crate::ops::conv::Conv2dOptions;
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::elementwise::UnaryOp;
+use ferrograd_device::kernels::epilogue::fusable;
 use ferrograd_device::Device;
 
 pub struct Conv2d {
@@ -48,6 +50,10 @@ impl Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.conv2d(&self.weight, self.bias.as_ref(), &self.options)
+    }
+
+    fn forward_then(&self, x: &Tensor, activation: UnaryOp) -> Option<Result<Tensor>> {
+        fusable(activation).then(|| x.conv2d_act(&self.weight, self.bias.as_ref(), &self.options, Some(activation)))
     }
 
     fn own_parameters(&self) -> Vec<(String, Tensor)> {

@@ -3,6 +3,8 @@
 use crate::error::Result;
 use crate::nn::{init, Module};
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::elementwise::UnaryOp;
+use ferrograd_device::kernels::epilogue::fusable;
 use ferrograd_device::Device;
 
 pub struct Linear {
@@ -23,6 +25,10 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.linear(&self.weight, self.bias.as_ref())
+    }
+
+    fn forward_then(&self, x: &Tensor, activation: UnaryOp) -> Option<Result<Tensor>> {
+        fusable(activation).then(|| x.linear_act(&self.weight, self.bias.as_ref(), Some(activation)))
     }
 
     fn own_parameters(&self) -> Vec<(String, Tensor)> {

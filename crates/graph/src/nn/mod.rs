@@ -29,6 +29,7 @@ pub use sequential::Sequential;
 
 use crate::error::{GraphError, Result};
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::{Array, DType, Device};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -63,7 +64,27 @@ pub trait Module: Send + Sync {
     /// React to train/eval mode (BatchNorm, Dropout); called on every module by `train`/`eval`.
     fn set_own_training(&self, _training: bool) {}
 
+    /// The elementwise activation this module is, if it is one (`Relu`, ...).
+    fn activation(&self) -> Option<UnaryOp> {
+        None
+    }
+
+    /// `activation(self.forward(x))` in one step, for modules that fuse the activation into
+    /// their own output (`Conv2d`, `Linear`); `None` where they do not. `Sequential` uses it
+    /// for a layer followed by an activation.
+    fn forward_then(&self, _x: &Tensor, _activation: UnaryOp) -> Option<Result<Tensor>> {
+        None
+    }
+
     // ---- provided ---------------------------------------------------------------
+
+    /// `activation(self.forward(x))`, fused where the module can.
+    fn forward_act(&self, x: &Tensor, activation: UnaryOp) -> Result<Tensor> {
+        match self.forward_then(x, activation) {
+            Some(y) => y,
+            None => self.forward(x)?.unary(activation),
+        }
+    }
 
     /// Every parameter, named as PyTorch's `named_parameters()`.
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
@@ -248,6 +269,12 @@ impl Module for Box<dyn Module> {
     }
     fn set_own_training(&self, training: bool) {
         (**self).set_own_training(training)
+    }
+    fn activation(&self) -> Option<UnaryOp> {
+        (**self).activation()
+    }
+    fn forward_then(&self, x: &Tensor, activation: UnaryOp) -> Option<Result<Tensor>> {
+        (**self).forward_then(x, activation)
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         (**self).named_parameters()

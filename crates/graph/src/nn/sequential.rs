@@ -38,10 +38,22 @@ impl Sequential {
     }
 
     /// Run layers `range` only (e.g. the feature extractor of a model, for visualisation).
+    /// A layer followed by an activation it can fuse (`Module::forward_then`) runs as one.
     pub fn forward_range(&self, x: &Tensor, range: std::ops::Range<usize>) -> Result<Tensor> {
+        let layers = &self.layers[range];
         let mut y = x.clone();
-        for layer in &self.layers[range] {
-            y = layer.forward(&y)?;
+        let mut i = 0;
+        while i < layers.len() {
+            let fused =
+                layers.get(i + 1).and_then(|next| next.activation()).and_then(|a| layers[i].forward_then(&y, a));
+            y = match fused {
+                Some(out) => {
+                    i += 1;
+                    out?
+                }
+                None => layers[i].forward(&y)?,
+            };
+            i += 1;
         }
         Ok(y)
     }

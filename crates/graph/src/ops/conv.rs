@@ -11,12 +11,15 @@
 //! more than one chunk's columns beyond what PyTorch keeps (the input).
 
 use crate::error::{invalid, shape_err, Result};
+use crate::ops::matmul::{check_fusable, through_activation};
 use crate::ops::same_device;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::conv::{col2im, im2col, images_per_binding, Conv2dGeometry};
 use ferrograd_device::kernels::copy::{concat, narrow};
+use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::kernels::elementwise::{binary, BinaryOp};
-use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum};
+use ferrograd_device::kernels::epilogue::{Bias, Epilogue};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused};
 use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::Array;
 
@@ -87,11 +90,26 @@ impl Plan {
         join(&parts, axis)
     }
 
-    /// `weight [O, rows] · cols [n, groups·rows, P]` -> `[n, O, P]`, one GEMM per group.
-    fn product(&self, weight: &Array, cols: &Array) -> Result<Array> {
+    /// `activation(weight [O, rows] · cols [n, groups·rows, P] + bias)` -> `[n, O, P]`, one GEMM
+    /// per group with the bias and activation in its store.
+    fn product(
+        &self,
+        weight: &Array,
+        cols: &Array,
+        bias: Option<&Array>,
+        activation: Option<UnaryOp>,
+    ) -> Result<Array> {
         let og = self.out_ch / self.groups;
         self.per_group(1, |k| {
-            Ok(matmul(&self.group(weight, 0, k, og)?, &self.group(cols, 1, k, self.rows)?, false, false)?)
+            let bias = bias.map(|b| self.group(b, 0, k, og)).transpose()?;
+            let epilogue = Epilogue { bias: bias.as_ref().map(Bias::PerRow), activation };
+            Ok(matmul_fused(
+                &self.group(weight, 0, k, og)?,
+                &self.group(cols, 1, k, self.rows)?,
+                false,
+                false,
+                &epilogue,
+            )?)
         })
     }
 
@@ -126,6 +144,18 @@ impl Tensor {
     /// [O, C/groups, KH, KW]`, `bias [O]` -> `[N, O, OH, OW]`. The batch is cut into as few
     /// chunks as keep each chunk's im2col columns within one storage binding.
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<Tensor> {
+        self.conv2d_act(weight, bias, o, None)
+    }
+
+    /// `activation(conv2d(self, weight, bias))`, the bias and activation (relu, leaky relu with
+    /// a positive slope, tanh or sigmoid) applied in the GEMM's store.
+    pub fn conv2d_act(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        o: &Conv2dOptions,
+        activation: Option<UnaryOp>,
+    ) -> Result<Tensor> {
         let ws = weight.shape();
         let per_image = ws.get(1..).map_or(0, |k| k.iter().product::<usize>()) * o.groups;
         let pixels = match (self.shape().get(2..4), ws.get(2..4)) {
@@ -136,7 +166,7 @@ impl Tensor {
             _ => 0,
         };
         let chunk = images_per_binding(&self.device(), per_image * pixels);
-        self.conv2d_in_chunks(weight, bias, o, chunk)
+        self.conv2d_in_chunks(weight, bias, o, activation, chunk)
     }
 
     /// [`Tensor::conv2d`] with the batch cut into chunks of `images` images (the last one
@@ -146,34 +176,39 @@ impl Tensor {
         weight: &Tensor,
         bias: Option<&Tensor>,
         o: &Conv2dOptions,
+        activation: Option<UnaryOp>,
         images: usize,
     ) -> Result<Tensor> {
-        same_device("conv2d", &[self, weight])?;
+        check_fusable("conv2d", activation)?;
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        same_device("conv2d", &inputs)?;
         let plan = plan(&self.shape(), &weight.shape(), bias.map(|b| b.shape()).as_deref(), o, images)?;
         let (x, w2) = (self.data(), weight.data().reshape(&[plan.out_ch, plan.rows])?);
         let [n, ..] = plan.input;
         let out_shape = [n, plan.out_ch, plan.pixels];
+        let b = bias.map(|b| b.data());
         let mut saved_cols = None;
         let mut outs = Vec::new();
         for (first, len) in plan.chunks() {
             let cols = plan.columns(&x, first, len)?;
-            outs.push(plan.product(&w2, &cols)?);
+            outs.push(plan.product(&w2, &cols, b.as_ref(), activation)?);
             if plan.single_chunk() {
                 saved_cols = Some(cols);
             }
         }
-        let mut y = join(&outs, 0)?;
-        if let Some(b) = bias {
-            y = binary(BinaryOp::Add, &y, &b.data().reshape(&[1, plan.out_ch, 1])?)?;
-        }
+        let y = join(&outs, 0)?;
+        let saved_y = activation.map(|_| y.clone());
         let [oh, ow] = plan.geometry.out_hw(plan.input[2], plan.input[3])?;
         let y = y.reshape(&[n, plan.out_ch, oh, ow])?;
 
-        let mut inputs = vec![self, weight];
-        inputs.extend(bias);
         let weight_shape = weight.shape().to_vec();
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
             let g = g.reshape(&out_shape)?;
+            let g = match &saved_y {
+                Some(y) => through_activation(activation, y, &g)?,
+                None => g,
+            };
             let (mut dw, mut dx) = (None::<Array>, Vec::new());
             for (first, len) in plan.chunks() {
                 let gc = plan.slice(&g, first, len)?;

@@ -1,10 +1,13 @@
 //! Matrix products: `matmul` (2-D or batched; the batch dims must be equal or one side 2-D)
 //! with optional transposes, and `linear` (`x @ w^T + b`, PyTorch's layout).
 
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::ops::same_device;
 use crate::tensor::Tensor;
-use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum};
+use ferrograd_device::kernels::elementwise::{unary_grad, UnaryOp};
+use ferrograd_device::kernels::epilogue::{fusable, Bias, Epilogue};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused};
+use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::Array;
 
 /// The gradient of `operand` as `op(x) · op(y)`: summed over the batch inside the product when
@@ -18,6 +21,49 @@ fn gradient(operand: &Array, x: &Array, y: &Array, tx: bool, ty: bool) -> Result
     }
 }
 
+/// The gradients of `op(a) · op(b)` for upstream `g`: each only if needed.
+fn product_grads(
+    a: &Array,
+    b: &Array,
+    g: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    needs: [bool; 2],
+) -> Result<(Option<Array>, Option<Array>)> {
+    let ga = if !needs[0] {
+        None
+    } else if trans_a {
+        Some(gradient(a, b, g, trans_b, true)?)
+    } else {
+        Some(gradient(a, g, b, false, !trans_b)?)
+    };
+    let gb = if !needs[1] {
+        None
+    } else if trans_b {
+        Some(gradient(b, g, a, true, trans_a)?)
+    } else {
+        Some(gradient(b, a, g, !trans_a, false)?)
+    };
+    Ok((ga, gb))
+}
+
+/// The upstream gradient through a fused activation: `g · act'(y)`, from the output `y`
+/// alone (the activations [`fusable`] allows).
+pub(crate) fn through_activation(activation: Option<UnaryOp>, y: &Array, g: &Array) -> Result<Array> {
+    Ok(match activation {
+        Some(op) => unary_grad(op, y, y, g)?,
+        None => g.clone(),
+    })
+}
+
+/// An error unless `activation` can be fused into a product.
+pub(crate) fn check_fusable(op: &'static str, activation: Option<UnaryOp>) -> Result<()> {
+    match activation {
+        Some(a) if !fusable(a) => invalid(op, format!("{a:?} cannot be fused (its gradient needs its input)")),
+        _ => Ok(()),
+    }
+}
+
 impl Tensor {
     /// `op(self) @ op(other)` where `op` transposes the last two dims when its flag is set.
     pub fn matmul_t(&self, other: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
@@ -25,20 +71,7 @@ impl Tensor {
         let (a, b) = (self.data(), other.data());
         let out = matmul(&a, &b, trans_a, trans_b)?;
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
-            let ga = if !needs[0] {
-                None
-            } else if trans_a {
-                Some(gradient(&a, &b, g, trans_b, true)?)
-            } else {
-                Some(gradient(&a, g, &b, false, !trans_b)?)
-            };
-            let gb = if !needs[1] {
-                None
-            } else if trans_b {
-                Some(gradient(&b, g, &a, true, trans_a)?)
-            } else {
-                Some(gradient(&b, &a, g, !trans_a, false)?)
-            };
+            let (ga, gb) = product_grads(&a, &b, g, trans_a, trans_b, [needs[0], needs[1]])?;
             Ok(vec![ga, gb])
         };
         Ok(Tensor::from_op("matmul", out, &[self, other], backward))
@@ -52,10 +85,34 @@ impl Tensor {
     /// `self @ weight^T + bias` with `weight` shaped `[out, in]` (PyTorch's `F.linear`);
     /// `self` may have any number of leading dims.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let y = self.matmul_t(weight, false, true)?;
-        match bias {
-            Some(b) => y.add(b),
-            None => Ok(y),
-        }
+        self.linear_act(weight, bias, None)
+    }
+
+    /// `activation(self @ weight^T + bias)` as one product whose store adds the bias and applies
+    /// the activation (relu, leaky relu with a positive slope, tanh or sigmoid).
+    pub fn linear_act(&self, weight: &Tensor, bias: Option<&Tensor>, activation: Option<UnaryOp>) -> Result<Tensor> {
+        check_fusable("linear", activation)?;
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        same_device("linear", &inputs)?;
+        let (x, w) = (self.data(), weight.data());
+        let b = bias.map(|b| b.data());
+        let epilogue = Epilogue { bias: b.as_ref().map(Bias::PerColumn), activation };
+        let y = matmul_fused(&x, &w, false, true, &epilogue)?;
+        let saved_y = activation.map(|_| y.clone());
+        let out_features = w.shape()[0];
+        let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
+            let g = match &saved_y {
+                Some(y) => through_activation(activation, y, g)?,
+                None => g.clone(),
+            };
+            let (gx, gw) = product_grads(&x, &w, &g, false, true, [needs[0], needs[1]])?;
+            let mut grads = vec![gx, gw];
+            if needs.len() > 2 {
+                grads.push(if needs[2] { Some(sum_to_shape(&g, &[out_features])?) } else { None });
+            }
+            Ok(grads)
+        };
+        Ok(Tensor::from_op("linear", y, &inputs, backward))
     }
 }
