@@ -363,10 +363,20 @@ fn resume(
     let (epoch, step) = (ck.meta.epoch, ck.meta.step);
     let lr = schedule.lr(step as usize);
     progress.message(&format!("resumed from {} after epoch {epoch} (step {step})", path.display()));
-    if saved_steps != planned_steps && lr != saved_lr {
+    if epoch >= config.epochs {
+        return Err(TrainError::Config(format!(
+            "--resume: the run in {} has done {epoch} epochs already; ask for more than {epoch}",
+            config.out_dir.display()
+        )));
+    }
+    if saved_steps != planned_steps {
+        let effect = if lr == saved_lr {
+            format!("its learning rate at step {step} is {lr:.4e} either way")
+        } else {
+            format!("step {step} trains at lr {lr:.4e} where the interrupted run would have used {saved_lr:.4e}")
+        };
         progress.message(&format!(
-            "the schedule now spans {planned_steps} steps, not {saved_steps}: it is stretched over the new length, so \
-             step {step} trains at lr {lr:.4e} where the interrupted run would have used {saved_lr:.4e}"
+            "the schedule now spans {planned_steps} steps, not {saved_steps}, stretched over the new length: {effect}"
         ));
     }
     task.restore(TaskState { arrays: task_arrays, meta: ck.meta.extra })?;

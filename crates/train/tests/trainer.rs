@@ -145,6 +145,11 @@ fn resuming_gives_the_same_weights_as_an_uninterrupted_run() {
     let wrong = TrainerConfig { model_name: "other".into(), ..resumed.clone() };
     let err = run(&c, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &wrong).unwrap_err().to_string();
     assert!(err.contains("\"linear\"") && err.contains("\"other\""), "{err}");
+    // a finished run resumed without more epochs is refused, its summary kept
+    let summary = std::fs::read_to_string(split_dir.path().join(SUMMARY_FILE)).unwrap();
+    let err = run(&c, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &resumed).unwrap_err().to_string();
+    assert!(err.contains("has done 2 epochs already"), "{err}");
+    assert_eq!(std::fs::read_to_string(split_dir.path().join(SUMMARY_FILE)).unwrap(), summary);
     let missing = TrainerConfig { existing: Existing::Resume, ..config(&split_dir.path().join("none"), 2) };
     let err = run(&c, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &missing).unwrap_err().to_string();
     assert!(err.contains("no checkpoint"), "{err}");
