@@ -404,7 +404,8 @@ pub fn report(summary: &Summary, out: &std::path::Path) -> anyhow::Result<()> {
     if let Some(reason) = &summary.stopped {
         anyhow::bail!("training stopped: {reason} (outputs in {})", out.display());
     }
-    let mut line = format!("done: {} epochs", summary.epochs);
+    let plural = if summary.epochs == 1 { "" } else { "s" };
+    let mut line = format!("done: {} epoch{plural}", summary.epochs);
     if let Some(l) = summary.test_loss {
         line += &format!(", test loss {l:.4}");
     }
