@@ -3,12 +3,13 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
     cli::runtime_dir::ensure();
-    let args = cli::Cli::parse();
-    if let Err(e) = cli::run(args) {
+    let matches = cli::Cli::command().get_matches();
+    let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = cli::run(args, &matches) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

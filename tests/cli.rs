@@ -89,11 +89,48 @@ fn train_eval_and_predict_run_end_to_end() {
         assert!(tmp.path().join("viz").join(file).is_file(), "visualize wrote no {file}:\n{}", text(&out));
     }
 
-    // Resuming a finished run with more epochs continues from the checkpoint.
+    // Resuming a finished run with more epochs continues from the checkpoint, and says that
+    // the one-cycle schedule now spans more steps.
     let out = ferrograd(&["train", "--data-dir", data_arg, "--epochs", "3", "--out", "run", "--resume"], tmp.path());
     assert!(out.status.success() && text(&out).contains("resumed"), "resume failed:\n{}", text(&out));
+    assert!(text(&out).contains("the schedule now spans 12 steps, not 8"), "{}", text(&out));
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+}
+
+#[test]
+fn a_folder_holding_a_run_is_never_emptied_by_accident() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    write_synthetic_mnist(&data, 64, 16);
+    let train = ["train", "--data-dir", data.to_str().unwrap(), "--epochs", "1"];
+
+    // without --out, a second run goes to the next free folder and says so
+    let out = ferrograd(&train, tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let first = std::fs::read_to_string(tmp.path().join("runs/lenet5-mnist/metrics.csv")).unwrap();
+    let out = ferrograd(&train, tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("runs/lenet5-mnist holds a run, so this one goes to runs/lenet5-mnist-2"),
+        "{}",
+        text(&out)
+    );
+    assert!(tmp.path().join("runs/lenet5-mnist-2/checkpoint.safetensors").is_file());
+    assert_eq!(std::fs::read_to_string(tmp.path().join("runs/lenet5-mnist/metrics.csv")).unwrap(), first);
+
+    // with --out, a run there is refused unless resumed or overwritten
+    let out = ferrograd(&[&train[..], &["--out", "runs/lenet5-mnist"]].concat(), tmp.path());
+    assert!(!out.status.success() && text(&out).contains("already holds a run"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(tmp.path().join("runs/lenet5-mnist/metrics.csv")).unwrap(), first);
+    let out =
+        ferrograd(&[&train[..], &["--out", "runs/lenet5-mnist", "--overwrite", "--limit", "32"]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = std::fs::read_to_string(tmp.path().join("runs/lenet5-mnist/summary.json")).unwrap();
+    assert!(summary.contains("\"throughput_unit\": \"images/s\""), "{summary}");
+    let out = ferrograd(&[&train[..], &["--resume", "--overwrite"]].concat(), tmp.path());
+    assert!(!out.status.success() && text(&out).contains("--overwrite"), "{}", text(&out));
 }
 
 #[test]
@@ -127,8 +164,8 @@ fn a_sequence_task_trains_from_the_same_command() {
     for file in ["checkpoint.safetensors", "metrics.csv", "summary.json", "accuracy_by_length.csv"] {
         assert!(tmp.path().join("rev").join(file).is_file(), "no {file}:\n{}", text(&out));
     }
-    let out = ferrograd(&[&args[..], &["--out", "rev", "--resume"]].concat(), tmp.path());
-    assert!(!out.status.success() && text(&out).contains("--resume is not supported"), "{}", text(&out));
+    let out = ferrograd(&[&args[..], &["--lengths", "2..3", "--out", "rev", "--device", "cpu"]].concat(), tmp.path());
+    assert!(!out.status.success() && text(&out).contains("already holds a run"), "{}", text(&out));
 
     let checkpoint = "rev/checkpoint.safetensors";
     let visualize = ["visualize", "--checkpoint", checkpoint, "--source", "312", "--out", "vis", "--device", "cpu"];
@@ -152,9 +189,30 @@ fn several_char_lm_cells_are_compared_on_one_budget() {
         assert!(tmp.path().join("clm").join(file).is_file(), "no {file}:\n{}", text(&out));
     }
     let out = ferrograd(&[&args[..], &["--schedule", "step"]].concat(), tmp.path());
-    assert!(!out.status.success() && text(&out).contains("--schedule applies to the image"), "{}", text(&out));
+    let refused =
+        "--schedule is not used by --dataset text (the character LM (shakespeare, text)); it is used by image";
+    assert!(!out.status.success() && text(&out).contains(refused), "{}", text(&out));
     let out = ferrograd(&["train", "--bptt", "8"], tmp.path());
-    assert!(!out.status.success() && text(&out).contains("--bptt applies to --dataset shakespeare"), "{}", text(&out));
+    let refused =
+        "--bptt is not used by --dataset mnist (image classification (mnist, fashion-mnist, cifar10, folder)); \
+                   it is used by the character LM";
+    assert!(!out.status.success() && text(&out).contains(refused), "{}", text(&out));
+}
+
+#[test]
+fn a_character_lm_run_continues_with_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus: String = (0..400).map(|i| ["to be ", "or not ", "that is\n"][i % 3]).collect();
+    std::fs::write(tmp.path().join("corpus.txt"), corpus).unwrap();
+    let args =
+        ["train", "--dataset", "shakespeare", "--data-dir", "corpus.txt", "--model", "lstm", "--batch-size", "4"];
+    let small = ["--bptt", "8", "--out", "lm", "--device", "cpu"];
+    let out = ferrograd(&[&args[..], &small[..], &["--epochs", "1"]].concat(), tmp.path());
+    assert!(out.status.success() && text(&out).contains("characters/s"), "{}", text(&out));
+    let out = ferrograd(&[&args[..], &small[..], &["--epochs", "2", "--resume"]].concat(), tmp.path());
+    assert!(out.status.success() && text(&out).contains("resumed from"), "{}", text(&out));
+    let csv = std::fs::read_to_string(tmp.path().join("lm/metrics.csv")).unwrap();
+    assert_eq!(csv.lines().map(|l| l.split(',').next().unwrap()).collect::<Vec<_>>(), ["epoch", "1", "2"], "{csv}");
 }
 
 #[test]
@@ -224,6 +282,9 @@ fn devices_and_models_list_what_exists() {
     let listing = text(&out);
     assert!(listing.contains("lenet5") && (listing.contains("61706") || listing.contains("61,706")), "{listing}");
     assert!(listing.contains("resnet50"), "{listing}");
+    for sequence_model in ["char-lstm", "char-gru", "seq-gru", "seq2seq-attn", "transformer"] {
+        assert!(listing.contains(sequence_model), "{sequence_model} missing:\n{listing}");
+    }
 }
 
 #[cfg(unix)]

@@ -4,9 +4,11 @@
 //! `ferrograd bench lenet-kernels`: the kernels of one LeNet-5 training step (see `lenet`).
 //! `ferrograd bench lstm`: a stacked LSTM's forward and backward time (see `lstm`).
 //! `ferrograd bench train`: a zoo model's training throughput and per-step GPU counters (see `train`).
+//! `ferrograd bench memory`: pool bytes and RSS after each epoch of a training run (see `memory`).
 
 mod lenet;
 mod lstm;
+mod memory;
 mod train;
 
 use anyhow::{bail, Context};
@@ -53,6 +55,12 @@ pub struct BenchArgs {
     /// the pool, the second shows the steady state; 1 saves minutes on huge CPU-adapter steps)
     #[arg(long)]
     pub warmup: Option<usize>,
+    /// memory: epochs to train (default 10)
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// memory: training images (default 320)
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// lstm: stacked layers (default 2)
     #[arg(long)]
     pub layers: Option<usize>,
@@ -81,6 +89,8 @@ pub enum Workload {
     Lstm,
     /// Training throughput of a zoo model and what one step does on the GPU
     Train,
+    /// Pool bytes and process RSS after each epoch of a LeNet-5 run on MNIST
+    Memory,
 }
 
 /// The f32 matmul kernels that can be forced.
@@ -236,6 +246,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::LenetKernels => lenet::run(&args),
         Workload::Lstm => lstm::run(&args),
         Workload::Train => train::run(&args),
+        Workload::Memory => memory::run(&args),
     }
 }
 

@@ -2,9 +2,9 @@
 
 use super::setup::{load_split, open_device, restore};
 use clap::Args;
+use ferrograd_train::classifier::evaluate;
 use ferrograd_train::data::Split;
 use ferrograd_train::loader::{DataLoader, LoaderConfig};
-use ferrograd_train::trainer::evaluate;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -12,7 +12,8 @@ mod train;
 mod train_seq;
 mod visualize;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "ferrograd", version, about = "Train classic neural networks on any GPU through wgpu")]
@@ -44,7 +45,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs `cli`; `matches` (what it was parsed from) tells which flags were given.
+pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     if let Some(a) = &cli.adapter {
         // SAFETY: set before any thread is started.
         unsafe { std::env::set_var(ferrograd_device::device::ADAPTER_ENV, a) };
@@ -53,11 +55,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Devices) => devices::run(),
         Some(Command::Models) => models::run(),
         Some(Command::Bench(args)) => bench::run(args),
-        Some(Command::Train(args)) => train::run(*args),
+        Some(Command::Train(args)) => train::run(*args, &given_flags(matches.subcommand_matches("train"))),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Visualize(args)) => visualize::run(args),
         Some(Command::Sample(args)) => sample::run(args),
-        None => train::run(train::TrainArgs::default()),
+        None => train::run(train::TrainArgs::default(), &[]),
     }
+}
+
+/// The ids of `train`'s flags given on the command line (not left at their defaults; the
+/// matches also hold the argument group of `TrainArgs`, which is no flag).
+fn given_flags(matches: Option<&ArgMatches>) -> Vec<String> {
+    let Some(m) = matches else { return Vec::new() };
+    let command = Cli::command();
+    let Some(train) = command.find_subcommand("train") else { return Vec::new() };
+    let flags: Vec<&str> = train.get_arguments().map(|a| a.get_id().as_str()).collect();
+    let given = m.ids().filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine));
+    given.map(|id| id.to_string()).filter(|id| flags.contains(&id.as_str())).collect()
 }

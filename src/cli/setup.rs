@@ -8,7 +8,7 @@ use ferrograd_models::registry;
 use ferrograd_train::checkpoint::{self, Checkpoint};
 use ferrograd_train::data::select::ImageDatasetKind;
 use ferrograd_train::data::{ImageDataset, LoadOptions, Split};
-use ferrograd_train::trainer::OPTIMIZER_PREFIX;
+use ferrograd_train::trainer::{OPTIMIZER_PREFIX, TASK_PREFIX};
 use std::path::Path;
 
 /// `gpu` (best adapter), `gpu:NAME`, or `cpu` (the f64 reference: slow, for checking).
@@ -72,12 +72,11 @@ pub fn restore(path: &Path, device: &Device, data_dir: Option<&Path>) -> anyhow:
     let like = kind.load(Split::Test, data_dir, &LoadOptions { pad, limit: Some(1) })?;
     let model = registry::build(&name, like.num_classes(), like.channels, device, 0)?;
     drop(checkpoint.take_prefixed(OPTIMIZER_PREFIX));
+    drop(checkpoint.take_prefixed(TASK_PREFIX));
     if checkpoint.arrays.is_empty() {
         bail!("{}: the checkpoint holds no model weights", path.display());
     }
-    model
-        .load_state_dict(&checkpoint.arrays, true)
-        .with_context(|| format!("loading {} into {name}", path.display()))?;
+    checkpoint::load_model(&checkpoint, &name, model.as_ref())?;
     model.eval();
     Ok(Restored { model, checkpoint, kind, like, pad })
 }

@@ -1,6 +1,10 @@
-//! `ferrograd train` and the default run (`cargo run --release`: LeNet-5 on the bundled MNIST).
+//! `ferrograd train`, for every task: the flags, which task a data set is, the check that
+//! every flag given is one the task uses, the run folder, and the image classifiers' run
+//! (`cargo run --release` is LeNet-5 on the bundled MNIST). The sequence tasks are in
+//! `train_seq.rs`.
 
 use super::setup::{load_split, open_device};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::optim::{
@@ -9,10 +13,13 @@ use ferrograd_graph::optim::{
 };
 use ferrograd_models::registry;
 use ferrograd_train::augment::Augmentation;
+use ferrograd_train::classifier::Classifier;
 use ferrograd_train::data::select::ImageDatasetKind;
 use ferrograd_train::data::Split;
 use ferrograd_train::loader::{DataLoader, LoaderConfig};
-use ferrograd_train::trainer::{train_classifier, TrainerConfig};
+use ferrograd_train::run_dir::{self, Existing};
+use ferrograd_train::summary::Summary;
+use ferrograd_train::trainer::{fit, TrainerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -41,11 +48,12 @@ pub enum ScheduleKind {
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
-    /// Model name (`ferrograd models` lists them); for the seq2seq tasks several, comma-separated,
-    /// train one after the other and are compared by input length (length_sweep.png); for
-    /// shakespeare several cells (lstm,gru,rnn) are compared by validation loss (val_loss.png)
-    #[arg(long, default_value = "lenet5")]
-    pub model: String,
+    /// Model name (`ferrograd models` lists them; default: lenet5, or the task's usual model);
+    /// for the seq2seq tasks several, comma-separated, train one after the other and are
+    /// compared by input length (length_sweep.png); for shakespeare several cells
+    /// (lstm,gru,rnn) are compared by validation loss (val_loss.png)
+    #[arg(long)]
+    pub model: Option<String>,
     /// mnist, fashion-mnist, cifar10, folder (with --data-dir ROOT holding train/ and test/);
     /// sequence tasks: shakespeare, seq-mnist, reverse, sort, addition, copy
     #[arg(long, default_value = "mnist")]
@@ -96,12 +104,20 @@ pub struct TrainArgs {
     /// gpu (best adapter), gpu:NAME, or cpu (the f64 reference device: slow)
     #[arg(long, default_value = "gpu")]
     pub device: String,
-    /// Output folder (default: runs/MODEL-DATASET)
+    /// Output folder (default: runs/MODEL-DATASET, or runs/MODEL-DATASET-2, ... when that holds
+    /// a run)
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue from OUT/checkpoint.safetensors
-    #[arg(long)]
+    /// Continue the run in OUT from its checkpoint.safetensors
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Replace the run in OUT (its checkpoint, metrics and summary are deleted first)
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Stop after this many epochs of the --epochs planned (the schedule still spans them all);
+    /// --resume continues the run
+    #[arg(long)]
+    pub pause_after: Option<usize>,
     /// Train on the first N training images only (quick runs)
     #[arg(long)]
     pub limit: Option<usize>,
@@ -188,23 +204,159 @@ fn schedule(kind: ScheduleKind, lr: f64, total_steps: usize) -> Box<dyn LrSchedu
     }
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if super::train_seq::handles(&args.dataset) {
-        return super::train_seq::run(args);
+/// What `--dataset` trains, and the flags (clap ids) each task uses beyond [`COMMON_FLAGS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    Image,
+    CharLm,
+    SeqMnist,
+    Seq2Seq,
+}
+
+/// Flags every task uses.
+const COMMON_FLAGS: [&str; 12] = [
+    "model",
+    "dataset",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip_grad_norm",
+    "seed",
+    "device",
+    "out",
+    "resume",
+    "overwrite",
+    "pause_after",
+];
+
+impl TaskKind {
+    const ALL: [TaskKind; 4] = [TaskKind::Image, TaskKind::CharLm, TaskKind::SeqMnist, TaskKind::Seq2Seq];
+
+    pub fn of(dataset: &str) -> TaskKind {
+        match dataset {
+            "shakespeare" | "tinyshakespeare" | "text" => TaskKind::CharLm,
+            "seq-mnist" => TaskKind::SeqMnist,
+            d if ferrograd_train::data::seq2seq::Task::parse(d).is_ok() => TaskKind::Seq2Seq,
+            _ => TaskKind::Image,
+        }
     }
-    anyhow::ensure!(args.bptt.is_none(), "--bptt applies to --dataset shakespeare only, not {}", args.dataset);
+
+    /// How the error messages name it.
+    fn describe(self) -> &'static str {
+        match self {
+            TaskKind::Image => "image classification (mnist, fashion-mnist, cifar10, folder)",
+            TaskKind::CharLm => "the character LM (shakespeare, text)",
+            TaskKind::SeqMnist => "sequential MNIST (seq-mnist)",
+            TaskKind::Seq2Seq => "the seq2seq tasks (reverse, sort, addition, copy)",
+        }
+    }
+
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            TaskKind::Image => &[
+                "data_dir",
+                "optimizer",
+                "momentum",
+                "nesterov",
+                "schedule",
+                "weight_decay",
+                "label_smoothing",
+                "limit",
+                "no_augment",
+            ],
+            TaskKind::CharLm => &["data_dir", "bptt"],
+            TaskKind::SeqMnist => &["data_dir", "limit"],
+            TaskKind::Seq2Seq => &["lengths"],
+        }
+    }
+
+    pub fn default_model(self) -> &'static str {
+        match self {
+            TaskKind::Image => "lenet5",
+            TaskKind::CharLm | TaskKind::SeqMnist => "lstm",
+            TaskKind::Seq2Seq => "seq2seq-attn",
+        }
+    }
+}
+
+/// An error for the first flag in `given` (clap ids) that `task` does not use, naming the
+/// tasks that do.
+fn check_flags(task: TaskKind, dataset: &str, given: &[String]) -> anyhow::Result<()> {
+    for id in given {
+        if COMMON_FLAGS.contains(&id.as_str()) || task.flags().contains(&id.as_str()) {
+            continue;
+        }
+        let users: Vec<&str> =
+            TaskKind::ALL.iter().filter(|t| t.flags().contains(&id.as_str())).map(|t| t.describe()).collect();
+        anyhow::bail!(
+            "--{} is not used by --dataset {dataset} ({}); it is used by {}",
+            id.replace('_', "-"),
+            task.describe(),
+            users.join(" and ")
+        );
+    }
+    Ok(())
+}
+
+/// The run's folder and what to do with a run already there.
+pub struct RunFolder {
+    pub out: PathBuf,
+    pub existing: Existing,
+}
+
+/// Without `--out`, a default folder that holds a run is kept and the next free `-2`, `-3`, ...
+/// is used (unless resuming or overwriting it).
+fn run_folder(args: &TrainArgs, model: &str) -> RunFolder {
+    let existing = match (args.resume, args.overwrite) {
+        (true, _) => Existing::Resume,
+        (_, true) => Existing::Overwrite,
+        _ => Existing::Refuse,
+    };
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let base = PathBuf::from("runs").join(format!("{model}-{}", args.dataset));
+            let out = if existing == Existing::Refuse { run_dir::fresh(&base) } else { base.clone() };
+            if out != base {
+                println!(
+                    "{} holds a run, so this one goes to {} (--resume continues that run, --overwrite replaces it)",
+                    base.display(),
+                    out.display()
+                );
+            }
+            out
+        }
+    };
+    RunFolder { out, existing }
+}
+
+/// Trains what `args` name; `given` holds the ids of the flags given on the command line.
+pub fn run(args: TrainArgs, given: &[String]) -> anyhow::Result<()> {
+    let task = TaskKind::of(&args.dataset);
+    check_flags(task, &args.dataset, given)?;
+    let model = args.model.clone().unwrap_or_else(|| task.default_model().to_string());
+    let folder = run_folder(&args, &model);
+    match task {
+        TaskKind::Image => image(&args, &model, &folder),
+        TaskKind::CharLm => super::train_seq::char_lm(&args, &model, &folder),
+        TaskKind::SeqMnist => super::train_seq::seq_mnist(&args, &model, &folder),
+        TaskKind::Seq2Seq => super::train_seq::seq2seq(&args, &model, &folder),
+    }
+}
+
+/// An image classifier from the zoo on an image data set.
+fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()> {
     let device = open_device(&args.device)?;
     let kind = ImageDatasetKind::parse(&args.dataset)?;
     let data_dir = args.data_dir.as_deref();
-    let r = recipe(&args.model, kind);
+    let r = recipe(model, kind);
     let epochs = args.epochs.unwrap_or(r.epochs);
     let batch_size = args.batch_size.unwrap_or(r.batch_size);
     let lr = args.lr.unwrap_or(r.lr);
     let weight_decay = args.weight_decay.unwrap_or(r.weight_decay);
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.model, kind.name())));
 
-    let train_set = Arc::new(load_split(&args.model, kind, Split::Train, data_dir, args.limit)?);
-    let test_set = Arc::new(load_split(&args.model, kind, Split::Test, data_dir, None)?);
+    let train_set = Arc::new(load_split(model, kind, Split::Train, data_dir, args.limit)?);
+    let test_set = Arc::new(load_split(model, kind, Split::Test, data_dir, None)?);
     let augment = kind == ImageDatasetKind::Cifar10 && !args.no_augment;
     let train_config = LoaderConfig {
         augmentation: if augment { Augmentation::cifar() } else { Augmentation::none() },
@@ -213,9 +365,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let train = DataLoader::new(train_set.clone(), train_config)?;
     let test = DataLoader::new(test_set, LoaderConfig::eval(batch_size.max(256)))?;
 
-    let model: Box<dyn Module> =
-        registry::build(&args.model, train_set.num_classes(), train_set.channels, &device, args.seed)?;
-    let params = model.named_parameters();
+    let net: Box<dyn Module> = registry::build(model, train_set.num_classes(), train_set.channels, &device, args.seed)?;
+    let params = net.named_parameters();
     let mut optimizer: Box<dyn Optimizer> = match args.optimizer.unwrap_or(r.optimizer) {
         OptimizerKind::Sgd => Box::new(Sgd::new(
             params,
@@ -228,9 +379,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let schedule = schedule(args.schedule.unwrap_or(r.schedule), lr, total_steps);
 
     println!(
-        "training {} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}",
-        args.model,
-        model.num_parameters(),
+        "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}",
+        net.num_parameters(),
         kind.name(),
         train_set.len(),
         test.dataset().len(),
@@ -238,23 +388,82 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         device.name(),
     );
     let config = TrainerConfig {
-        resume: args.resume,
-        label_smoothing: args.label_smoothing,
+        existing: folder.existing,
         clip_grad_norm: args.clip_grad_norm,
-        ..TrainerConfig::new(&args.model, kind.name(), epochs, &out)
+        pause_after: args.pause_after,
+        ..TrainerConfig::new(model, kind.name(), epochs, &folder.out)
     };
-    let summary =
-        train_classifier(model.as_ref(), optimizer.as_mut(), schedule.as_ref(), &train, Some(&test), &device, &config)?;
+    let mut task = Classifier::new(net.as_ref(), &train, Some(&test), &device);
+    task.label_smoothing = args.label_smoothing;
+    let summary = fit(&mut task, optimizer.as_mut(), schedule.as_ref(), &device, &config)?;
+    report(&summary, &folder.out)
+}
+
+/// The closing line of a run, or the error of one that stopped.
+pub fn report(summary: &Summary, out: &std::path::Path) -> anyhow::Result<()> {
     if let Some(reason) = &summary.stopped {
-        anyhow::bail!("training stopped: {reason} (last good checkpoint kept in {})", out.display());
+        anyhow::bail!("training stopped: {reason} (outputs in {})", out.display());
+    }
+    let plural = if summary.epochs == 1 { "" } else { "s" };
+    let mut line = format!("done: {} epoch{plural}", summary.epochs);
+    if let Some(l) = summary.test_loss {
+        line += &format!(", test loss {l:.4}");
+    }
+    if let Some(a) = summary.test_accuracy {
+        line += &format!(", test accuracy {:.2}%", a * 100.0);
     }
     println!(
-        "done: test accuracy {:.2}%, final train loss {:.4}, {:.1} s, {:.0} images/s; outputs in {}",
-        summary.test_accuracy.unwrap_or(f64::NAN) * 100.0,
+        "{line}, final train loss {:.4}, {:.1} s, {:.0} {}; outputs in {}",
         summary.final_train_loss,
         summary.wall_seconds,
-        summary.images_per_sec,
+        summary.throughput,
+        summary.throughput_unit,
         out.display()
     );
     Ok(())
+}
+
+/// Parses `--lengths MIN..MAX`.
+pub fn parse_lengths(s: &str) -> anyhow::Result<std::ops::RangeInclusive<usize>> {
+    let (lo, hi) = s.split_once("..").unwrap_or((s, s));
+    let parse = |v: &str| v.trim().parse::<usize>().with_context(|| format!("--lengths {s:?}: expected MIN..MAX"));
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    anyhow::ensure!(1 <= lo && lo <= hi, "--lengths {s:?}: need 1 <= MIN <= MAX");
+    Ok(lo..=hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_the_task_does_not_use_names_the_tasks_that_do() {
+        let given = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        check_flags(TaskKind::Image, "mnist", &given(&["epochs", "schedule", "data_dir"])).unwrap();
+        let err = check_flags(TaskKind::CharLm, "text", &given(&["lr", "schedule"])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--schedule is not used by --dataset text (the character LM (shakespeare, text)); it is used by image \
+             classification (mnist, fashion-mnist, cifar10, folder)"
+        );
+        let err = check_flags(TaskKind::Seq2Seq, "copy", &given(&["limit"])).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "image classification (mnist, fashion-mnist, cifar10, folder) and sequential MNIST (seq-mnist)"
+            ),
+            "{err}"
+        );
+        // every flag of TrainArgs is declared by some task, or common to all
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        for arg in Wrapper::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            let declared = COMMON_FLAGS.contains(&id) || TaskKind::ALL.iter().any(|t| t.flags().contains(&id));
+            assert!(declared, "--{id} is used by no task");
+        }
+    }
 }

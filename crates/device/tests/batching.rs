@@ -1,5 +1,5 @@
 //! The recorder batches dispatches and waits only when the host reads; the pool reuses
-//! buffers. One test function per binary, so no other test's work shows in the counters.
+//! buffers, and uploads do not grow it. One test function per binary, so no other test's work shows in the counters.
 
 use ferrograd_device::kernels::elementwise::{binary, unary, BinaryOp, UnaryOp};
 use ferrograd_device::testing::gpu;
@@ -9,6 +9,7 @@ use ferrograd_device::Array;
 fn recording_waits_only_on_read_and_the_pool_reuses_buffers() {
     dispatches_are_batched_until_a_read();
     freed_buffers_are_reused_from_the_pool();
+    uploads_do_not_grow_the_pool();
 }
 
 fn dispatches_are_batched_until_a_read() {
@@ -39,4 +40,21 @@ fn freed_buffers_are_reused_from_the_pool() {
     }
     let d = g.stats() - before;
     assert!(d.pool_hits >= 10 && d.pool_misses == 0, "{d:?}");
+}
+
+/// An evaluation pass uploads its whole test set every epoch; pooling those buffers grew the
+/// process by the test set's size each epoch.
+fn uploads_do_not_grow_the_pool() {
+    let g = gpu();
+    g.sync().unwrap();
+    let before = g.stats();
+    for _ in 0..20 {
+        let batch = Array::from_f32(&g, &[0.5; 65536], &[65536]).unwrap();
+        drop(unary(UnaryOp::Exp, &batch).unwrap().to_f32_vec().unwrap());
+    }
+    let d = g.stats() - before;
+    assert_eq!(d.uploads, 20, "{d:?}");
+    // the kernel's output comes back to the pool and is reused; the uploads are freed
+    assert!(d.bytes_pooled <= 65536 * 4, "the pool grew by {} bytes over 20 uploads: {d:?}", d.bytes_pooled);
+    assert!(d.pool_misses <= 1, "{d:?}");
 }

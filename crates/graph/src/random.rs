@@ -16,6 +16,18 @@ pub fn manual_seed(seed: u64) {
     COUNTER.store(0, Ordering::SeqCst);
 }
 
+/// Where the seed stream stands: (seed, draws taken). A checkpoint keeps it so that a resumed
+/// run draws the dropout masks an uninterrupted one would.
+pub fn seed_position() -> (u64, u64) {
+    (SEED.load(Ordering::SeqCst), COUNTER.load(Ordering::SeqCst))
+}
+
+/// Puts the seed stream back where [`seed_position`] found it.
+pub fn set_seed_position((seed, draws): (u64, u64)) {
+    SEED.store(seed, Ordering::SeqCst);
+    COUNTER.store(draws, Ordering::SeqCst);
+}
+
 /// The next seed of the stream (splitmix64 of seed + counter).
 pub fn next_seed() -> u64 {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);

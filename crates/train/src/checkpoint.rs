@@ -5,6 +5,7 @@
 
 use crate::error::{Result, TrainError};
 use ferrograd_device::{Array, DType, Device};
+use ferrograd_graph::nn::Module;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -218,6 +219,23 @@ impl Checkpoint {
         }
         Err(TrainError::CheckpointMismatch { path: self.path.clone(), detail: problems.join("; ") })
     }
+}
+
+/// Loads the checkpoint's model arrays (optimizer and task state taken out first) into `model`,
+/// after checking that they are exactly the model's and were saved from `model_name`.
+pub fn load_model(ck: &Checkpoint, model_name: &str, model: &dyn Module) -> Result<()> {
+    let expected: Vec<(String, Vec<usize>)> = model.state_dict().into_iter().map(|(n, t)| (n, t.shape())).collect();
+    ck.check_compatible(model_name, &expected)?;
+    model.load_state_dict(&ck.arrays, true)?;
+    Ok(())
+}
+
+/// A metadata value of a checkpoint's `extra`, parsed; the error names the key and the file.
+pub fn meta_value<T: std::str::FromStr>(ck: &Checkpoint, key: &str) -> Result<T> {
+    let raw = ck.meta.extra.get(key).ok_or_else(|| {
+        TrainError::format(&ck.path, format!("checkpoint metadata has no {key:?} (not saved by this task?)"))
+    })?;
+    raw.parse().map_err(|_| TrainError::format(&ck.path, format!("checkpoint metadata {key} = {raw:?} is invalid")))
 }
 
 fn list<S: AsRef<str>>(problems: &mut Vec<String>, what: &str, items: &[S]) {

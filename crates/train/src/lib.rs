@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
 pub mod error;
 pub mod figure;
@@ -11,7 +12,9 @@ pub mod loader;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
+pub mod run_dir;
 pub mod seq;
+pub mod stats_window;
 pub mod summary;
 pub mod tfevents;
 pub mod trainer;

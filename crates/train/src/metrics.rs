@@ -8,9 +8,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-pub const CSV_HEADER: &str = "epoch,step,train_loss,train_acc,test_loss,test_acc,lr,images_per_sec,seconds";
+pub const CSV_HEADER: &str = "epoch,step,train_loss,train_acc,test_loss,test_acc,lr,throughput,seconds";
 
-/// Accuracies are fractions in [0, 1]; `seconds` is wall time since the run started.
+/// Accuracies are fractions in [0, 1]; `throughput` counts what the task trains on (images,
+/// characters, sequences) per second; `seconds` is wall time since the run started.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct MetricsRow {
     pub epoch: usize,
@@ -20,7 +21,7 @@ pub struct MetricsRow {
     pub test_loss: Option<f64>,
     pub test_acc: Option<f64>,
     pub lr: f64,
-    pub images_per_sec: f64,
+    pub throughput: f64,
     pub seconds: f64,
 }
 
@@ -36,7 +37,7 @@ impl MetricsRow {
             opt(self.test_loss),
             opt(self.test_acc),
             self.lr,
-            self.images_per_sec,
+            self.throughput,
             self.seconds
         )
     }
@@ -60,7 +61,7 @@ impl MetricsRow {
             test_loss: opt(4)?,
             test_acc: opt(5)?,
             lr: num(6)?,
-            images_per_sec: num(7)?,
+            throughput: num(7)?,
             seconds: num(8)?,
         })
     }
@@ -73,7 +74,7 @@ impl MetricsRow {
             ("test/loss", self.test_loss),
             ("test/accuracy", self.test_acc),
             ("learning_rate", Some(self.lr)),
-            ("throughput/images_per_sec", Some(self.images_per_sec)),
+            ("throughput/per_sec", Some(self.throughput)),
         ];
         measured.into_iter().filter_map(|(tag, v)| v.map(|v| (tag, v))).collect()
     }
@@ -159,7 +160,7 @@ mod tests {
             test_loss: test.then_some(0.123456789),
             test_acc: test.then_some(0.987),
             lr: 1e-3,
-            images_per_sec: 1234.5,
+            throughput: 1234.5,
             seconds: 10.25 * epoch as f64,
         }
     }

@@ -147,13 +147,14 @@ pub fn draw_line_chart(chart: &LineChart, path: &Path, (width, height): (u32, u3
 /// Draws `loss.png` and `accuracy.png` in `dir` from metrics rows, against the epoch (or the
 /// step, when several rows share an epoch). `step_losses` (x in epochs, training loss read
 /// every few steps) add a finer training curve to a chart by epoch, so that a one-epoch run
-/// shows a curve, not a dot. Returns the two paths.
+/// shows a curve, not a dot. Returns the paths: no accuracy chart for a task without one (a
+/// language model).
 pub fn plot_training_curves(
     rows: &[MetricsRow],
     step_losses: &[(f64, f64)],
     dir: &Path,
     title: &str,
-) -> Result<(PathBuf, PathBuf)> {
+) -> Result<(PathBuf, Option<PathBuf>)> {
     let by_epoch = rows.windows(2).all(|w| w[1].epoch > w[0].epoch);
     let x = |r: &MetricsRow| if by_epoch { r.epoch as f64 } else { r.step as f64 };
     let x_label = if by_epoch { "epoch" } else { "step" };
@@ -184,8 +185,11 @@ pub fn plot_training_curves(
     };
     let (loss_path, acc_path) = (dir.join("loss.png"), dir.join("accuracy.png"));
     draw_line_chart(&loss, &loss_path, (900, 560))?;
+    if acc.series.iter().all(|s| s.points.is_empty()) {
+        return Ok((loss_path, None));
+    }
     draw_line_chart(&acc, &acc_path, (900, 560))?;
-    Ok((loss_path, acc_path))
+    Ok((loss_path, Some(acc_path)))
 }
 
 #[cfg(test)]
@@ -204,7 +208,7 @@ mod tests {
                     test_loss: Some(2.3 * (-0.3 * t).exp() + 0.05),
                     test_acc: Some(0.98 - 0.88 * (-0.38 * t).exp()),
                     lr: 0.01,
-                    images_per_sec: 5000.0,
+                    throughput: 5000.0,
                     seconds: t * 12.0,
                 }
             })
@@ -222,7 +226,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let steps: Vec<(f64, f64)> = (0..120).map(|i| (i as f64 * 0.1, 2.0 / (1.0 + i as f64))).collect();
         let (loss, acc) = plot_training_curves(&rows(), &steps, dir.path(), "lenet5 on mnist").unwrap();
-        for p in [&loss, &acc] {
+        for p in [&loss, &acc.unwrap()] {
             let img = image::open(p).unwrap();
             assert_eq!((img.width(), img.height()), (900, 560));
             assert!(inked(p) > 2000, "{} looks empty", p.display());
@@ -254,6 +258,9 @@ mod tests {
         let mut r = rows();
         r[5].train_loss = f64::NAN;
         plot_training_curves(&r, &[], dir.path(), "nan").unwrap();
+        let no_accuracy: Vec<MetricsRow> =
+            r.iter().map(|r| MetricsRow { train_acc: None, test_acc: None, ..r.clone() }).collect();
+        assert_eq!(plot_training_curves(&no_accuracy, &[], dir.path(), "lm").unwrap().1, None);
         let empty = LineChart {
             title: "empty".into(),
             x_label: "x".into(),

@@ -16,10 +16,16 @@ pub struct Summary {
     /// written as `null` when it is NaN, read back as NaN
     #[serde(deserialize_with = "nan_if_null")]
     pub final_train_loss: f64,
+    /// the last evaluation's loss (nats per character for a character LM)
+    #[serde(default)]
+    pub test_loss: Option<f64>,
     /// fraction in [0, 1]; `None` when no test pass ran
     pub test_accuracy: Option<f64>,
     pub wall_seconds: f64,
-    pub images_per_sec: f64,
+    /// training throughput in `throughput_unit`
+    pub throughput: f64,
+    /// "images/s", "characters/s" or "sequences/s"
+    pub throughput_unit: String,
     /// why the run ended early (e.g. a NaN loss); `None` when it ran to the end
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -54,9 +60,11 @@ mod tests {
             device: "llvmpipe (LLVM 19.1.7, 256 bits)".into(),
             epochs: 10,
             final_train_loss: 0.0213,
+            test_loss: Some(0.031),
             test_accuracy: Some(0.9912),
             wall_seconds: 321.5,
-            images_per_sec: 1866.4,
+            throughput: 1866.4,
+            throughput_unit: "images/s".into(),
             stopped: None,
         }
     }
@@ -73,9 +81,11 @@ mod tests {
             "device",
             "epochs",
             "final_train_loss",
+            "test_loss",
             "test_accuracy",
             "wall_seconds",
-            "images_per_sec",
+            "throughput",
+            "throughput_unit",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

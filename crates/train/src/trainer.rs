@@ -1,33 +1,35 @@
-//! A generic classification trainer: any `Module` that maps `[N, C, H, W]` images to `[N, K]`
-//! logits, any optimizer and learning-rate schedule (per optimizer step), a training loader
-//! and an optional test loader. Each epoch it trains, evaluates, appends to `metrics.csv`,
-//! redraws `loss.png` / `accuracy.png`, and saves `checkpoint.safetensors` (model state under
-//! its own names, optimizer state under `optimizer.`); at the end it writes `summary.json`.
-//!
-//! The loss and the correct count are accumulated on the device and read back every
-//! `read_every` steps, so a step waits for the GPU at most once. A NaN or infinite loss stops
-//! the run with a message and leaves the last good checkpoint in place.
+//! The training loop, once for every task. A [`TrainTask`] says what differs between tasks:
+//! how a batch becomes a loss, how to evaluate, what the throughput counts, what a checkpoint
+//! keeps beyond the model and the optimizer, and which extra files to write. [`fit`] does the
+//! rest: the learning rate per step, gradient clipping, the loss read back every `read_every`
+//! steps (a step's only wait for the GPU), a stop on a non-finite training or test loss,
+//! `metrics.csv`, the curves, `checkpoint.safetensors` after every epoch, exact resume, and
+//! `summary.json`.
 
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::error::{Result, TrainError};
-use crate::loader::{Batch, DataLoader};
 use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::plot_training_curves;
 use crate::progress::Progress;
+use crate::run_dir::{self, Existing};
+use crate::stats_window::StatsWindow;
 use crate::summary::Summary;
-use ferrograd_device::Device;
-use ferrograd_graph::functional::{cross_entropy, one_hot};
+use ferrograd_device::{Array, Device};
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::optim::{clip_grad_norm, LrSchedule, Optimizer};
-use ferrograd_graph::{no_grad, Tensor};
+use ferrograd_graph::random::{seed_position, set_seed_position};
+use ferrograd_graph::Tensor;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-pub const METRICS_FILE: &str = "metrics.csv";
-pub const SUMMARY_FILE: &str = "summary.json";
+pub use crate::run_dir::{CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE};
 /// Prefix of the optimizer's entries in a checkpoint.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// Prefix of a task's own arrays in a checkpoint (the character LM's carried state).
+pub const TASK_PREFIX: &str = "task.";
+/// Checkpoint metadata the loop itself keeps; a task's metadata must use other keys.
+const RUN_KEYS: [&str; 5] = ["seconds", "seed", "seed_draws", "planned_steps", "next_lr"];
 
 #[derive(Clone, Debug)]
 pub struct TrainerConfig {
@@ -37,12 +39,14 @@ pub struct TrainerConfig {
     /// total epochs, counting those done before a resume
     pub epochs: usize,
     pub out_dir: PathBuf,
-    /// continue from `out_dir/checkpoint.safetensors`
-    pub resume: bool,
+    /// what to do when `out_dir` already holds a run
+    pub existing: Existing,
     /// read the accumulated loss back every this many steps (the only GPU wait of a step)
     pub read_every: usize,
-    pub label_smoothing: f32,
     pub clip_grad_norm: Option<f64>,
+    /// end after this many epochs (counted from the start of the run), as though interrupted:
+    /// the schedule still spans `epochs`, and a resume continues it
+    pub pause_after: Option<usize>,
 }
 
 impl TrainerConfig {
@@ -52,283 +56,329 @@ impl TrainerConfig {
             dataset_name: dataset_name.into(),
             epochs,
             out_dir: out_dir.to_path_buf(),
-            resume: false,
+            existing: Existing::Refuse,
             read_every: 10,
-            label_smoothing: 0.0,
             clip_grad_norm: None,
+            pause_after: None,
         }
     }
 }
 
-/// Mean loss and accuracy (a fraction) of `model` over every batch of `loader`, in eval mode
-/// without gradients; one GPU wait at the end.
-pub fn evaluate(model: &dyn Module, loader: &DataLoader, device: &Device) -> Result<(f64, f64)> {
-    model.eval();
-    let _no_grad = no_grad();
-    let mut acc = Accumulator::default();
-    for batch in loader.epoch(0)? {
-        let (x, y) = upload(&batch, device)?;
-        let logits = model.forward(&x)?;
-        let loss = cross_entropy(&logits, &y, 0.0)?;
-        acc.add(batch_stats(&logits, &loss, &y)?, batch.len())?;
-    }
-    let (loss_sum, correct, n) = acc.read()?;
-    Ok((loss_sum / n.max(1) as f64, correct / n.max(1) as f64))
+/// One step's forward pass, nothing read back yet.
+pub struct StepOutput {
+    /// the batch's mean loss, to differentiate
+    pub loss: Tensor,
+    /// `[loss * examples]`, or `[loss * examples, correct]` for a task with training accuracy
+    pub stats: Tensor,
+    pub examples: usize,
+    /// what the throughput counts in this batch (images, characters, sequences)
+    pub units: usize,
 }
 
-/// Trains `model` for `config.epochs` epochs; see the module docs for the outputs. A run
-/// stopped by a NaN loss returns `Ok` with `stopped` set in the summary.
-pub fn train_classifier(
-    model: &dyn Module,
+/// What an evaluation measured; `None` for what a task does not measure.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    pub loss: Option<f64>,
+    /// fraction in [0, 1]
+    pub accuracy: Option<f64>,
+}
+
+/// What a checkpoint keeps of a task beyond model and optimizer: arrays (saved under
+/// [`TASK_PREFIX`]) and metadata (the model's sizes, a vocabulary, a data position).
+#[derive(Debug, Default)]
+pub struct TaskState {
+    pub arrays: Vec<(String, Array)>,
+    pub meta: BTreeMap<String, String>,
+}
+
+/// What differs between training tasks.
+pub trait TrainTask {
+    fn model(&self) -> &dyn Module;
+    /// What the throughput counts, plural: "images", "characters", "sequences".
+    fn unit(&self) -> &'static str;
+    fn steps_per_epoch(&self) -> usize;
+    /// Called before the first step of epoch `epoch` (0-based).
+    fn start_epoch(&mut self, epoch: usize) -> Result<()>;
+    /// The forward pass of optimizer step `step` (0-based, counted over the whole run).
+    fn step(&mut self, step: u64) -> Result<StepOutput>;
+    /// Evaluates the model, calling `tick(done, total)` as it goes.
+    fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> Result<Evaluation>;
+    /// Files beyond metrics, curves and checkpoint, written after each epoch.
+    fn write_outputs(&self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn state(&self) -> Result<TaskState> {
+        Ok(TaskState::default())
+    }
+    /// Restores what [`TrainTask::state`] saved (resuming).
+    fn restore(&mut self, _state: TaskState) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a run starts: after `epoch` epochs and `step` steps that took `seconds`.
+#[derive(Default)]
+struct Start {
+    epoch: usize,
+    step: u64,
+    seconds: f64,
+}
+
+/// Trains `task` for `config.epochs` epochs; see the module docs for the outputs. A run stopped
+/// by a non-finite loss returns `Ok` with `stopped` set in the summary, the last good
+/// checkpoint left in place.
+pub fn fit(
+    task: &mut dyn TrainTask,
     optimizer: &mut dyn Optimizer,
     schedule: &dyn LrSchedule,
-    train: &DataLoader,
-    test: Option<&DataLoader>,
     device: &Device,
     config: &TrainerConfig,
 ) -> Result<Summary> {
-    if config.read_every == 0 {
-        return Err(TrainError::Config("read_every must be at least 1".into()));
+    let steps_per_epoch = task.steps_per_epoch();
+    if config.read_every == 0 || steps_per_epoch == 0 {
+        return Err(TrainError::Config(format!(
+            "read_every ({}) and the steps per epoch ({steps_per_epoch}) must be at least 1",
+            config.read_every
+        )));
     }
-    std::fs::create_dir_all(&config.out_dir).map_err(|e| TrainError::io(&config.out_dir, e))?;
-    let ckpt_path = config.out_dir.join(CHECKPOINT_FILE);
-    let csv_path = config.out_dir.join(METRICS_FILE);
-    let steps_per_epoch = train.batches_per_epoch();
-    let mut progress = Progress::new(config.epochs, steps_per_epoch);
-
-    let (start_epoch, mut step, seconds_before) = if config.resume {
-        let (epoch, step, seconds) = resume(model, optimizer, device, config, &ckpt_path)?;
-        progress.message(&format!("resumed from {} after epoch {epoch} (step {step})", ckpt_path.display()));
-        (epoch, step, seconds)
-    } else {
-        (0, 0, 0.0)
+    let dir = &config.out_dir;
+    let removed = run_dir::prepare(dir, config.existing)?;
+    let mut progress = Progress::new(config.epochs, steps_per_epoch, task.unit());
+    for path in removed {
+        progress.message(&format!("removed {}, left by a checkpoint write that was killed", path.display()));
+    }
+    let ckpt_path = dir.join(CHECKPOINT_FILE);
+    let csv_path = dir.join(METRICS_FILE);
+    let planned_steps = (config.epochs * steps_per_epoch) as u64;
+    let start = match config.existing {
+        Existing::Resume => resume(task, optimizer, schedule, device, config, planned_steps, &mut progress)?,
+        _ => Start::default(),
     };
-    let mut metrics =
-        if config.resume { MetricsWriter::resume(&csv_path, step)? } else { MetricsWriter::create(&csv_path)? };
-
+    let mut metrics = match config.existing {
+        Existing::Resume => MetricsWriter::resume(&csv_path, start.step)?,
+        _ => MetricsWriter::create(&csv_path)?,
+    };
+    let mut step = start.step;
     let run_start = Instant::now();
+    let seconds = |run_start: &Instant| start.seconds + run_start.elapsed().as_secs_f64();
     let mut summary = Summary {
         model: config.model_name.clone(),
         dataset: config.dataset_name.clone(),
         device: device.name(),
-        epochs: start_epoch,
+        epochs: start.epoch,
         final_train_loss: f64::NAN,
+        test_loss: None,
         test_accuracy: None,
-        wall_seconds: seconds_before,
-        images_per_sec: 0.0,
+        wall_seconds: start.seconds,
+        throughput: 0.0,
+        throughput_unit: format!("{}/s", task.unit()),
         stopped: None,
     };
-    let (mut images_trained, mut train_seconds) = (0usize, 0.0f64);
-    // the loss at each read point, for loss.png and the event file; a resumed run has only
-    // its own (the event file is rewritten from metrics.csv, which holds epochs)
+    let (mut units_trained, mut train_seconds) = (0usize, 0.0f64);
+    // the loss at each read point, for loss.png (a resumed run has only its own)
     let mut step_losses: Vec<(f64, f64)> = Vec::new();
+    let last_good = |epoch: usize| {
+        if epoch > 0 {
+            ckpt_path.display().to_string()
+        } else {
+            "none".to_string()
+        }
+    };
 
-    for epoch in start_epoch..config.epochs {
-        model.train();
-        progress.start_epoch(0);
+    let last_epoch = config.pause_after.map_or(config.epochs, |p| p.min(config.epochs));
+    for epoch in start.epoch..last_epoch {
+        task.model().train();
+        task.start_epoch(epoch)?;
+        progress.start_epoch();
         let epoch_start = Instant::now();
-        let mut epoch_acc = (0.0, 0.0, 0usize); // loss sum, correct, examples
-        let mut window = Accumulator::default();
-        let mut stopped = None;
-        for (i, batch) in train.epoch(epoch)?.enumerate() {
+        let (mut window, mut sums, mut examples, mut units) = (StatsWindow::default(), Vec::new(), 0, 0);
+        for i in 0..steps_per_epoch {
             let lr = schedule.lr(step as usize);
             optimizer.set_lr(lr);
-            let stats = train_step(model, optimizer, &batch, device, config)?;
-            window.add(stats, batch.len())?;
+            let out = task.step(step)?;
+            optimizer.zero_grad();
+            out.loss.backward()?;
+            if let Some(max_norm) = config.clip_grad_norm {
+                clip_grad_norm(&task.model().parameters(), max_norm)?;
+            }
+            optimizer.step()?;
+            window.add(&out.stats, out.examples)?;
+            units += out.units;
             step += 1;
             let mut shown_loss = None;
             if (i + 1) % config.read_every == 0 || i + 1 == steps_per_epoch {
-                let (loss_sum, correct, n) = window.read()?;
-                if !loss_sum.is_finite() {
-                    stopped = Some(format!(
-                        "loss became {loss_sum} by step {step} (epoch {}); last good checkpoint: {}",
+                let (read, n) = window.read()?;
+                let loss = read[0] / n.max(1) as f64;
+                if !loss.is_finite() {
+                    let reason = format!(
+                        "loss became {loss} by step {step} (epoch {}); last good checkpoint: {}",
                         epoch + 1,
-                        if epoch > 0 || config.resume { ckpt_path.display().to_string() } else { "none".into() }
-                    ));
-                    break;
+                        last_good(epoch)
+                    );
+                    return stop(&mut progress, summary, reason, seconds(&run_start), dir);
                 }
-                epoch_acc = (epoch_acc.0 + loss_sum, epoch_acc.1 + correct, epoch_acc.2 + n);
-                shown_loss = Some(loss_sum / n as f64);
-                metrics.step_scalars(step, &[("train/step_loss", loss_sum / n as f64), ("train/step_lr", lr)])?;
-                step_losses.push((step as f64 / steps_per_epoch as f64, loss_sum / n as f64));
+                add_into(&mut sums, &read);
+                examples += n;
+                shown_loss = Some(loss);
+                metrics.step_scalars(step, &[("train/step_loss", loss), ("train/step_lr", lr)])?;
+                step_losses.push((step as f64 / steps_per_epoch as f64, loss));
             }
-            let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
-            progress.step(shown_loss, ((i + 1) * train.config().batch_size) as f64 / elapsed);
-        }
-        if let Some(reason) = stopped {
-            let wall_seconds = seconds_before + run_start.elapsed().as_secs_f64();
-            stop_run(&mut progress, &mut summary, reason, wall_seconds, &config.out_dir)?;
-            return Ok(summary);
+            progress.step(shown_loss, units as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9));
         }
         let epoch_seconds = epoch_start.elapsed().as_secs_f64();
-        images_trained += epoch_acc.2;
+        units_trained += units;
         train_seconds += epoch_seconds;
 
-        let (test_loss, test_acc) = match test {
-            Some(loader) => evaluate(model, loader, device).map(|(l, a)| (Some(l), Some(a)))?,
-            None => (None, None),
-        };
-        let n = epoch_acc.2.max(1) as f64;
+        let eval = task.evaluate(&mut |done, total| progress.eval(done, total))?;
+        if let Some(loss) = eval.loss.filter(|l| !l.is_finite()) {
+            let reason = format!(
+                "test loss became {loss} after epoch {}; last good checkpoint: {}",
+                epoch + 1,
+                last_good(epoch)
+            );
+            return stop(&mut progress, summary, reason, seconds(&run_start), dir);
+        }
+        let n = examples.max(1) as f64;
         let row = MetricsRow {
             epoch: epoch + 1,
             step,
-            train_loss: epoch_acc.0 / n,
-            train_acc: Some(epoch_acc.1 / n),
-            test_loss,
-            test_acc,
+            train_loss: sums[0] / n,
+            train_acc: sums.get(1).map(|c| c / n),
+            test_loss: eval.loss,
+            test_acc: eval.accuracy,
             lr: optimizer.lr(),
-            images_per_sec: epoch_acc.2 as f64 / epoch_seconds.max(1e-9),
-            seconds: seconds_before + run_start.elapsed().as_secs_f64(),
+            throughput: units as f64 / epoch_seconds.max(1e-9),
+            seconds: seconds(&run_start),
         };
         metrics.write(&row)?;
         plot_training_curves(
             &read_metrics(&csv_path)?,
             &step_losses,
-            &config.out_dir,
+            dir,
             &format!("{} on {}", config.model_name, config.dataset_name),
         )?;
-        save_checkpoint(model, optimizer, config, &ckpt_path, epoch + 1, step, row.seconds)?;
+        task.write_outputs(dir)?;
+        save(task, optimizer, schedule, config, epoch + 1, step, row.seconds, planned_steps)?;
         progress.finish_epoch(&row, config.epochs);
 
         summary.epochs = epoch + 1;
         summary.final_train_loss = row.train_loss;
-        summary.test_accuracy = test_acc;
+        summary.test_loss = eval.loss;
+        summary.test_accuracy = eval.accuracy;
         summary.wall_seconds = row.seconds;
-        summary.images_per_sec = images_trained as f64 / train_seconds.max(1e-9);
+        summary.throughput = units_trained as f64 / train_seconds.max(1e-9);
     }
     progress.finish();
-    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
+    summary.write(&dir.join(SUMMARY_FILE))?;
     Ok(summary)
 }
 
-/// Forward, backward and update for one batch; returns the unread `[loss * n, correct]`.
-fn train_step(
-    model: &dyn Module,
-    optimizer: &mut dyn Optimizer,
-    batch: &Batch,
-    device: &Device,
-    config: &TrainerConfig,
-) -> Result<Tensor> {
-    let (x, y) = upload(batch, device)?;
-    let logits = model.forward(&x)?;
-    let loss = cross_entropy(&logits, &y, config.label_smoothing)?;
-    optimizer.zero_grad();
-    loss.backward()?;
-    if let Some(max_norm) = config.clip_grad_norm {
-        clip_grad_norm(&model.parameters(), max_norm)?;
-    }
-    optimizer.step()?;
-    let _no_grad = no_grad();
-    batch_stats(&logits.detach(), &loss.detach(), &y)
-}
-
-fn upload(batch: &Batch, device: &Device) -> Result<(Tensor, Tensor)> {
-    let x = Tensor::from_f32(device, &batch.images, &batch.shape)?;
-    let y = Tensor::from_u32(device, &batch.labels, &[batch.len()])?;
-    Ok((x, y))
-}
-
-/// `[mean loss * n, number of correct predictions]` of a batch, on the device. A prediction
-/// is correct when the label's logit equals the row's maximum (all in f32: there is no
-/// u32-to-f32 cast kernel for comparing `argmax` with the labels).
-fn batch_stats(logits: &Tensor, mean_loss: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let n = labels.numel() as f32;
-    let shape = logits.shape();
-    if shape.len() != 2 {
-        return Err(TrainError::Config(format!("the model's output {shape:?} is not [N, classes] logits")));
-    }
-    let is_max = logits.eq_elementwise(&logits.max(&[1], true)?)?;
-    let correct = is_max.mul(&one_hot(labels, shape[1])?)?.sum_all()?;
-    Ok(Tensor::stack(&[&mean_loss.mul_scalar(n)?, &correct], 0)?)
+fn add_into(sums: &mut Vec<f64>, add: &[f64]) {
+    sums.resize(sums.len().max(add.len()), 0.0);
+    sums.iter_mut().zip(add).for_each(|(s, a)| *s += a);
 }
 
 /// Ends a run whose loss stopped being finite: says why and writes the summary with the reason.
-pub(crate) fn stop_run(
+fn stop(
     progress: &mut Progress,
-    summary: &mut Summary,
+    mut summary: Summary,
     reason: String,
     wall_seconds: f64,
-    out_dir: &Path,
-) -> Result<()> {
+    dir: &Path,
+) -> Result<Summary> {
     progress.message(&format!("stopping: {reason}"));
     progress.finish();
     summary.stopped = Some(reason);
     summary.wall_seconds = wall_seconds;
-    summary.write(&out_dir.join(SUMMARY_FILE))
+    summary.write(&dir.join(SUMMARY_FILE))?;
+    Ok(summary)
 }
 
-/// Sums per-batch `[loss sum, correct]` on the device until read.
-#[derive(Default)]
-struct Accumulator {
-    sum: Option<Tensor>,
-    examples: usize,
-}
-
-impl Accumulator {
-    fn add(&mut self, stats: Tensor, examples: usize) -> Result<()> {
-        self.sum = Some(match self.sum.take() {
-            Some(s) => s.add(&stats)?,
-            None => stats,
-        });
-        self.examples += examples;
-        Ok(())
-    }
-
-    /// (loss sum, correct, examples) since the last read; one GPU wait. Resets the sums.
-    fn read(&mut self) -> Result<(f64, f64, usize)> {
-        let values = match self.sum.take() {
-            Some(s) => s.to_vec_f64()?,
-            None => vec![0.0, 0.0],
-        };
-        let n = std::mem::take(&mut self.examples);
-        Ok((values[0], values[1], n))
-    }
-}
-
-fn save_checkpoint(
-    model: &dyn Module,
+#[allow(clippy::too_many_arguments)]
+fn save(
+    task: &dyn TrainTask,
     optimizer: &dyn Optimizer,
+    schedule: &dyn LrSchedule,
     config: &TrainerConfig,
-    path: &Path,
     epoch: usize,
     step: u64,
     seconds: f64,
+    planned_steps: u64,
 ) -> Result<()> {
-    let mut arrays: Vec<_> = model.state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
+    let state = task.state()?;
+    if let Some(key) = state.meta.keys().find(|k| RUN_KEYS.contains(&k.as_str())) {
+        return Err(TrainError::Config(format!("task checkpoint metadata key {key:?} is the trainer's")));
+    }
+    let mut arrays: Vec<_> = task.model().state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
     arrays.extend(optimizer.state_dict().into_iter().map(|(n, a)| (format!("{OPTIMIZER_PREFIX}{n}"), a)));
-    let meta = CheckpointMeta {
-        model: config.model_name.clone(),
-        dataset: config.dataset_name.clone(),
-        epoch,
-        step,
-        extra: [("seconds".to_string(), seconds.to_string())].into(),
-    };
-    checkpoint::save(path, &arrays, &meta)
+    arrays.extend(state.arrays.into_iter().map(|(n, a)| (format!("{TASK_PREFIX}{n}"), a)));
+    let (seed, draws) = seed_position();
+    let mut extra = state.meta;
+    for (key, value) in [
+        ("seconds", seconds.to_string()),
+        ("seed", seed.to_string()),
+        ("seed_draws", draws.to_string()),
+        ("planned_steps", planned_steps.to_string()),
+        ("next_lr", schedule.lr(step as usize).to_string()),
+    ] {
+        extra.insert(key.into(), value);
+    }
+    let meta =
+        CheckpointMeta { model: config.model_name.clone(), dataset: config.dataset_name.clone(), epoch, step, extra };
+    checkpoint::save(&config.out_dir.join(CHECKPOINT_FILE), &arrays, &meta)
 }
 
-/// Restores model and optimizer from the checkpoint; returns (epochs done, steps done, seconds).
+/// Restores model, optimizer, seed stream and task from the checkpoint, and says when the
+/// schedule now gives another learning rate than the interrupted run would have.
 fn resume(
-    model: &dyn Module,
+    task: &mut dyn TrainTask,
     optimizer: &mut dyn Optimizer,
+    schedule: &dyn LrSchedule,
     device: &Device,
     config: &TrainerConfig,
-    path: &Path,
-) -> Result<(usize, u64, f64)> {
-    if !path.is_file() {
-        return Err(TrainError::NotFound(format!("--resume: no checkpoint at {}", path.display())));
-    }
-    let mut ck = checkpoint::load(path, device)?;
+    planned_steps: u64,
+    progress: &mut Progress,
+) -> Result<Start> {
+    let path = config.out_dir.join(CHECKPOINT_FILE);
+    let mut ck = checkpoint::load(&path, device)?;
     if !ck.meta.dataset.is_empty() && ck.meta.dataset != config.dataset_name {
         return Err(TrainError::CheckpointMismatch {
-            path: path.to_path_buf(),
+            path,
             detail: format!("trained on {:?}, resuming on {:?}", ck.meta.dataset, config.dataset_name),
         });
     }
     let optimizer_state = ck.take_prefixed(OPTIMIZER_PREFIX);
-    let expected: Vec<(String, Vec<usize>)> = model.state_dict().into_iter().map(|(n, t)| (n, t.shape())).collect();
-    ck.check_compatible(&config.model_name, &expected)?;
-    model.load_state_dict(&ck.arrays, true)?;
+    let task_arrays = ck.take_prefixed(TASK_PREFIX);
+    checkpoint::load_model(&ck, &config.model_name, task.model())?;
     optimizer.load_state_dict(&optimizer_state)?;
-    let seconds = ck.meta.extra.get("seconds").and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    Ok((ck.meta.epoch, ck.meta.step, seconds))
+    let number = |key: &str| -> Result<f64> {
+        let raw =
+            ck.meta.extra.get(key).ok_or_else(|| TrainError::format(&path, format!("metadata has no {key:?}")))?;
+        raw.parse().map_err(|_| TrainError::format(&path, format!("metadata {key} = {raw:?} is not a number")))
+    };
+    let seconds = number("seconds")?;
+    let seed: u64 = checkpoint::meta_value(&ck, "seed")?;
+    set_seed_position((seed, checkpoint::meta_value(&ck, "seed_draws")?));
+    let (saved_steps, saved_lr) = (number("planned_steps")? as u64, number("next_lr")?);
+    let (epoch, step) = (ck.meta.epoch, ck.meta.step);
+    let lr = schedule.lr(step as usize);
+    progress.message(&format!("resumed from {} after epoch {epoch} (step {step})", path.display()));
+    if epoch >= config.epochs {
+        return Err(TrainError::Config(format!(
+            "--resume: the run in {} has done {epoch} epochs already; ask for more than {epoch}",
+            config.out_dir.display()
+        )));
+    }
+    if saved_steps != planned_steps {
+        let effect = if lr == saved_lr {
+            format!("its learning rate at step {step} is {lr:.4e} either way")
+        } else {
+            format!("step {step} trains at lr {lr:.4e} where the interrupted run would have used {saved_lr:.4e}")
+        };
+        progress.message(&format!(
+            "the schedule now spans {planned_steps} steps, not {saved_steps}, stretched over the new length: {effect}"
+        ));
+    }
+    task.restore(TaskState { arrays: task_arrays, meta: ck.meta.extra })?;
+    Ok(Start { epoch, step, seconds })
 }

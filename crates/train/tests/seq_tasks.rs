@@ -34,20 +34,24 @@ fn char_lm_learns_and_samples_deterministically() {
     let device = Device::cpu();
     let corpus = CharCorpus::from_text(&text(), 0.1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = CharLmConfig::new(CellKind::Gru, &dir.path().join("gru"));
+    let mut config = CharLmConfig::new(CellKind::Gru);
     (config.embed_dim, config.hidden_size, config.batch_size, config.seq_len) = (16, 32, 8, 16);
-    (config.steps_per_epoch, config.epochs, config.lr, config.val_chars) = (20, 3, 1e-2, Some(600));
-    let report = train_char_lm(&corpus, &config, &device).unwrap();
+    (config.steps_per_epoch, config.lr, config.val_chars) = (20, 1e-2, Some(600));
+    let run = config.trainer("words", 3, &dir.path().join("gru"));
+    let summary = train_char_lm(&corpus, &config, &run, &device).unwrap();
+    assert_eq!(summary.throughput_unit, "characters/s");
     let uniform = (corpus.vocab_size() as f64).ln();
-    let rows = read_metrics(&config.out_dir.join(METRICS_FILE)).unwrap();
+    let rows = read_metrics(&run.out_dir.join(METRICS_FILE)).unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows[0].train_loss < uniform, "{} vs ln V = {uniform}", rows[0].train_loss);
-    assert!(report.val_loss[2] < report.val_loss[0] && report.val_loss[2] < 0.7 * uniform, "{:?}", report.val_loss);
+    let val: Vec<f64> = rows.iter().map(|r| r.test_loss.unwrap()).collect();
+    assert!(val[2] < val[0] && val[2] < 0.7 * uniform, "{val:?}");
+    assert_eq!(summary.test_loss, Some(val[2]));
     for f in [CHECKPOINT_FILE, SUMMARY_FILE, "loss.png"] {
-        assert!(config.out_dir.join(f).is_file(), "{f}");
+        assert!(run.out_dir.join(f).is_file(), "{f}");
     }
 
-    let ckpt = config.out_dir.join(CHECKPOINT_FILE);
+    let ckpt = run.out_dir.join(CHECKPOINT_FILE);
     let a = sample(&ckpt, "the ", 40, 0.8, 7, &device).unwrap();
     assert_eq!(a, sample(&ckpt, "the ", 40, 0.8, 7, &device).unwrap());
     assert_ne!(a, sample(&ckpt, "the ", 40, 0.8, 8, &device).unwrap());
@@ -55,24 +59,22 @@ fn char_lm_learns_and_samples_deterministically() {
     assert!(sample(&ckpt, "xyz", 5, 1.0, 0, &device).unwrap_err().to_string().contains("'x'"));
 
     // a shorter comparison of two cells, each in its own folder, drawn on one chart
-    let mut base = config.clone();
-    (base.out_dir, base.epochs) = (dir.path().join("compare"), 2);
-    let reports = compare_cells(&corpus, &base, &[CellKind::Lstm, CellKind::RnnTanh], &device).unwrap();
-    assert_eq!(reports.len(), 2);
-    for (report, cell) in reports.iter().zip(["lstm", "rnn"]) {
-        assert_eq!(report.out_dir, base.out_dir.join(cell));
-        assert_eq!(read_metrics(&report.out_dir.join(METRICS_FILE)).unwrap().len(), 2, "{cell}");
+    let compare = config.trainer("words", 2, &dir.path().join("compare"));
+    let summaries = compare_cells(&corpus, &config, &compare, &[CellKind::Lstm, CellKind::RnnTanh], &device).unwrap();
+    assert_eq!(summaries.iter().map(|s| s.model.as_str()).collect::<Vec<_>>(), ["char-lstm", "char-rnn"]);
+    for cell in ["lstm", "rnn"] {
+        assert_eq!(read_metrics(&compare.out_dir.join(cell).join(METRICS_FILE)).unwrap().len(), 2, "{cell}");
     }
-    assert!(inked(&base.out_dir.join(COMPARISON_PLOT_FILE)) > 2000);
+    assert!(inked(&compare.out_dir.join(COMPARISON_PLOT_FILE)) > 2000);
 }
 
 #[test]
 fn seq_mnist_runs_a_step_on_the_gpu() {
     let device = ferrograd_device::testing::gpu();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = SeqMnistConfig::new(CellKind::Lstm, dir.path());
+    let mut config = SeqMnistConfig::new(CellKind::Lstm);
     (config.hidden_size, config.batch_size, config.train_limit, config.test_limit) = (32, 100, Some(300), Some(100));
-    let summary = train_seq_mnist(&config, &device).unwrap();
+    let summary = train_seq_mnist(&config, &config.trainer(1, dir.path()), &device).unwrap();
     assert_eq!(summary.epochs, 1);
     assert!(summary.final_train_loss.is_finite() && summary.final_train_loss < 2.5, "{summary:?}");
     assert!(summary.test_accuracy.is_some());
@@ -83,11 +85,12 @@ fn seq_mnist_runs_a_step_on_the_gpu() {
 fn seq2seq_with_attention_learns_to_reverse() {
     let device = Device::cpu();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Seq2SeqTaskConfig::new(Task::Reverse, TaskModelKind::Seq2SeqAttention, 5..=5, dir.path());
+    let mut config = Seq2SeqTaskConfig::new(Task::Reverse, TaskModelKind::Seq2SeqAttention, 5..=5);
     (config.size.embed_dim, config.size.hidden_size) = (16, 32);
-    (config.steps_per_epoch, config.epochs, config.eval_lengths, config.eval_examples) = (150, 2, vec![5], 200);
+    (config.steps_per_epoch, config.eval_lengths, config.eval_examples) = (150, vec![5], 200);
     (config.lr, config.batch_size) = (1e-2, 32);
-    let (model, report) = train_seq2seq_task(&config, &device).unwrap();
+    let (model, report) = train_seq2seq_task(&config, &config.trainer(2, dir.path()), &device).unwrap();
+    assert_eq!(report.summary.throughput_unit, "sequences/s");
     let acc = report.accuracy_by_length[0].exact_match;
     assert!(acc >= 0.9, "exact match at length 5: {acc}");
     assert!(dir.path().join("accuracy_by_length.csv").is_file());
@@ -124,10 +127,10 @@ fn seq2seq_with_attention_learns_to_reverse() {
 fn transformer_trains_and_decodes() {
     let device = Device::cpu();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Seq2SeqTaskConfig::new(Task::Sort, TaskModelKind::Transformer, 2..=4, dir.path());
+    let mut config = Seq2SeqTaskConfig::new(Task::Sort, TaskModelKind::Transformer, 2..=4);
     (config.size.hidden_size, config.size.dim_feedforward, config.size.max_len) = (16, 32, 16);
-    (config.steps_per_epoch, config.epochs, config.eval_lengths, config.eval_examples) = (10, 2, vec![2, 4], 20);
-    let (model, report) = train_seq2seq_task(&config, &device).unwrap();
+    (config.steps_per_epoch, config.eval_lengths, config.eval_examples) = (10, vec![2, 4], 20);
+    let (model, report) = train_seq2seq_task(&config, &config.trainer(2, dir.path()), &device).unwrap();
     let rows = read_metrics(&dir.path().join(METRICS_FILE)).unwrap();
     assert!(rows[1].train_loss < rows[0].train_loss, "{rows:?}");
     assert_eq!(report.accuracy_by_length.len(), 2);

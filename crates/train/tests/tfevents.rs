@@ -131,7 +131,7 @@ fn row(epoch: usize, test: bool) -> MetricsRow {
         test_loss: test.then_some(0.25),
         test_acc: test.then_some(0.975),
         lr: 1e-3,
-        images_per_sec: 1500.0,
+        throughput: 1500.0,
         seconds: 60.0 * epoch as f64,
     }
 }
@@ -161,11 +161,11 @@ fn metrics_rows_and_step_scalars_read_back_as_tensorboard_events() {
     assert_eq!(events[2].1, 469);
     assert_eq!(
         tags(&events[2]),
-        ["train/loss", "train/accuracy", "test/loss", "test/accuracy", "learning_rate", "throughput/images_per_sec"]
+        ["train/loss", "train/accuracy", "test/loss", "test/accuracy", "learning_rate", "throughput/per_sec"]
     );
     assert_eq!(events[2].3.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [1.0, 0.9, 0.25, 0.975, 1e-3, 1500.0]);
     assert_eq!(events[3].1, 938);
-    assert_eq!(tags(&events[3]), ["train/loss", "train/accuracy", "learning_rate", "throughput/images_per_sec"]);
+    assert_eq!(tags(&events[3]), ["train/loss", "train/accuracy", "learning_rate", "throughput/per_sec"]);
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! The classification trainer end to end on the CPU reference device: a linear model on a
-//! small separable data set learns, writes its outputs, resumes exactly, and stops on NaN.
+//! The training loop end to end with the image classifier on the CPU reference device: a
+//! linear model on a small separable data set learns, writes its outputs, resumes, stops on a
+//! non-finite training or test loss, and keeps the runs already in its folder safe.
 
 use ferrograd_device::{Array, Device};
 use ferrograd_graph::nn::{Flatten, Linear, Module, Sequential};
 use ferrograd_graph::optim::{ConstantLr, LrSchedule, Optimizer, Sgd, SgdConfig};
 use ferrograd_train::checkpoint;
+use ferrograd_train::classifier::{evaluate, Classifier};
 use ferrograd_train::data::{ImageDataset, Normalization};
 use ferrograd_train::loader::{DataLoader, LoaderConfig};
 use ferrograd_train::metrics::read_metrics;
+use ferrograd_train::run_dir::{self, Existing};
 use ferrograd_train::summary::Summary;
 use ferrograd_train::trainer::{
-    evaluate, train_classifier, TrainerConfig, CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE,
+    fit, Evaluation, StepOutput, TrainTask, TrainerConfig, CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -64,6 +67,18 @@ fn config(out: &Path, epochs: usize) -> TrainerConfig {
     TrainerConfig { read_every: 2, ..TrainerConfig::new("linear", "halves", epochs, out) }
 }
 
+/// Trains `model` with SGD-style `opt` on `train` (testing on `test`) under `config`.
+fn run(
+    model: &Sequential,
+    opt: &mut dyn Optimizer,
+    schedule: &dyn LrSchedule,
+    (train, test): (&DataLoader, Option<&DataLoader>),
+    device: &Device,
+    config: &TrainerConfig,
+) -> ferrograd_train::Result<Summary> {
+    fit(&mut Classifier::new(model, train, test, device), opt, schedule, device, config)
+}
+
 fn params(m: &Sequential) -> Vec<Vec<f64>> {
     m.state_dict().iter().map(|(_, t)| t.to_vec_f64().unwrap()).collect()
 }
@@ -76,8 +91,7 @@ fn learns_and_writes_every_output() {
     let m = model(&cpu);
     let before = evaluate(&m, &test, &cpu).unwrap();
     let mut opt = sgd(&m);
-    let summary =
-        train_classifier(&m, &mut opt, &ConstantLr(0.1), &train, Some(&test), &cpu, &config(dir.path(), 3)).unwrap();
+    let summary = run(&m, &mut opt, &ConstantLr(0.1), (&train, Some(&test)), &cpu, &config(dir.path(), 3)).unwrap();
     assert_eq!(summary.epochs, 3);
     assert!(summary.test_accuracy.unwrap() > 0.95, "{summary:?}");
     assert!(summary.final_train_loss < before.0, "{summary:?} vs {before:?}");
@@ -106,17 +120,17 @@ fn resuming_gives_the_same_weights_as_an_uninterrupted_run() {
         .map(|(n, t)| (n, Array::from_f64(&cpu, &t.to_vec_f64().unwrap(), &t.shape()).unwrap()))
         .collect();
     let mut opt = sgd(&a);
-    train_classifier(&a, &mut opt, &ConstantLr(0.1), &train, Some(&test), &cpu, &config(full_dir.path(), 2)).unwrap();
+    run(&a, &mut opt, &ConstantLr(0.1), (&train, Some(&test)), &cpu, &config(full_dir.path(), 2)).unwrap();
 
     let b = model(&cpu);
     b.load_state_dict(&init, true).unwrap();
     let mut opt = sgd(&b);
-    train_classifier(&b, &mut opt, &ConstantLr(0.1), &train, None, &cpu, &config(split_dir.path(), 1)).unwrap();
+    run(&b, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &config(split_dir.path(), 1)).unwrap();
     // a new process: fresh model and optimizer, state from the checkpoint
     let c = model(&cpu);
     let mut opt = sgd(&c);
-    let resumed = TrainerConfig { resume: true, ..config(split_dir.path(), 2) };
-    let s = train_classifier(&c, &mut opt, &ConstantLr(0.1), &train, Some(&test), &cpu, &resumed).unwrap();
+    let resumed = TrainerConfig { existing: Existing::Resume, ..config(split_dir.path(), 2) };
+    let s = run(&c, &mut opt, &ConstantLr(0.1), (&train, Some(&test)), &cpu, &resumed).unwrap();
     assert_eq!(s.epochs, 2);
     // the CPU device computes in f64 and checkpoints hold f32, so the resumed run starts from
     // weights rounded to f32; with the same batches and momentum it ends within that rounding
@@ -129,10 +143,15 @@ fn resuming_gives_the_same_weights_as_an_uninterrupted_run() {
     assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
 
     let wrong = TrainerConfig { model_name: "other".into(), ..resumed.clone() };
-    let err = train_classifier(&c, &mut opt, &ConstantLr(0.1), &train, None, &cpu, &wrong).unwrap_err().to_string();
+    let err = run(&c, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &wrong).unwrap_err().to_string();
     assert!(err.contains("\"linear\"") && err.contains("\"other\""), "{err}");
-    let missing = TrainerConfig { resume: true, ..config(&split_dir.path().join("none"), 2) };
-    let err = train_classifier(&c, &mut opt, &ConstantLr(0.1), &train, None, &cpu, &missing).unwrap_err().to_string();
+    // a finished run resumed without more epochs is refused, its summary kept
+    let summary = std::fs::read_to_string(split_dir.path().join(SUMMARY_FILE)).unwrap();
+    let err = run(&c, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &resumed).unwrap_err().to_string();
+    assert!(err.contains("has done 2 epochs already"), "{err}");
+    assert_eq!(std::fs::read_to_string(split_dir.path().join(SUMMARY_FILE)).unwrap(), summary);
+    let missing = TrainerConfig { existing: Existing::Resume, ..config(&split_dir.path().join("none"), 2) };
+    let err = run(&c, &mut opt, &ConstantLr(0.1), (&train, None), &cpu, &missing).unwrap_err().to_string();
     assert!(err.contains("no checkpoint"), "{err}");
 }
 
@@ -156,7 +175,7 @@ fn a_nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     let (train, test) = loaders(0.0);
     let m = model(&cpu);
     let mut opt = sgd(&m);
-    let s = train_classifier(&m, &mut opt, &NanFrom(8), &train, Some(&test), &cpu, &config(dir.path(), 4)).unwrap();
+    let s = run(&m, &mut opt, &NanFrom(8), (&train, Some(&test)), &cpu, &config(dir.path(), 4)).unwrap();
     assert_eq!(s.epochs, 1);
     let reason = s.stopped.expect("stopped");
     assert!(reason.contains("NaN") && reason.contains(CHECKPOINT_FILE), "{reason}");
@@ -176,8 +195,7 @@ fn trains_on_the_gpu_and_counts_like_the_cpu() {
     let (train, test) = loaders(0.3);
     let m = model(&gpu);
     let mut opt = sgd(&m);
-    let s =
-        train_classifier(&m, &mut opt, &ConstantLr(0.1), &train, Some(&test), &gpu, &config(dir.path(), 2)).unwrap();
+    let s = run(&m, &mut opt, &ConstantLr(0.1), (&train, Some(&test)), &gpu, &config(dir.path(), 2)).unwrap();
     assert!(s.test_accuracy.unwrap() > 0.9, "{s:?}");
     // the same weights evaluated on the CPU give the same loss and accuracy
     let cpu = Device::cpu();
@@ -189,4 +207,103 @@ fn trains_on_the_gpu_and_counts_like_the_cpu() {
     assert_eq!(ga, ca);
     assert!(cl > 1e-3, "a loss this small would not test the sums: {cl}");
     ferrograd_device::testing::assert_close("test loss", &[gl], &[cl], 1e-4);
+}
+
+/// The classifier, with the test loss of epoch `nan_after` on turned NaN.
+struct NanTestLoss<'a> {
+    inner: Classifier<'a>,
+    epoch: usize,
+    nan_after: usize,
+}
+
+impl TrainTask for NanTestLoss<'_> {
+    fn model(&self) -> &dyn Module {
+        self.inner.model()
+    }
+    fn unit(&self) -> &'static str {
+        self.inner.unit()
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.inner.steps_per_epoch()
+    }
+    fn start_epoch(&mut self, epoch: usize) -> ferrograd_train::Result<()> {
+        self.epoch = epoch;
+        self.inner.start_epoch(epoch)
+    }
+    fn step(&mut self, step: u64) -> ferrograd_train::Result<StepOutput> {
+        self.inner.step(step)
+    }
+    fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> ferrograd_train::Result<Evaluation> {
+        let e = self.inner.evaluate(tick)?;
+        Ok(Evaluation { loss: e.loss.map(|l| if self.epoch + 1 >= self.nan_after { f64::NAN } else { l }), ..e })
+    }
+}
+
+#[test]
+fn a_non_finite_test_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let cpu = Device::cpu();
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = loaders(0.0);
+    let m = model(&cpu);
+    let mut opt = sgd(&m);
+    let mut task = NanTestLoss { inner: Classifier::new(&m, &train, Some(&test), &cpu), epoch: 0, nan_after: 2 };
+    let s = fit(&mut task, &mut opt, &ConstantLr(0.1), &cpu, &config(dir.path(), 4)).unwrap();
+    let reason = s.stopped.expect("stopped");
+    assert!(reason.contains("test loss became NaN after epoch 2") && reason.contains(CHECKPOINT_FILE), "{reason}");
+    assert_eq!(s.epochs, 1);
+    assert_eq!(checkpoint::load(&dir.path().join(CHECKPOINT_FILE), &cpu).unwrap().meta.epoch, 1);
+    assert_eq!(read_metrics(&dir.path().join(METRICS_FILE)).unwrap().len(), 1);
+}
+
+#[test]
+fn a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten() {
+    let cpu = Device::cpu();
+    let dir = tempfile::tempdir().unwrap();
+    let (train_set, test) = loaders(0.0);
+    let m = model(&cpu);
+    run(&m, &mut sgd(&m), &ConstantLr(0.1), (&train_set, Some(&test)), &cpu, &config(dir.path(), 1)).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join(METRICS_FILE)).unwrap();
+
+    let err = run(&m, &mut sgd(&m), &ConstantLr(0.1), (&train_set, None), &cpu, &config(dir.path(), 1)).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("already holds a run") && err.contains("--resume") && err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join(METRICS_FILE)).unwrap(), csv, "the old run's history is kept");
+
+    // overwriting starts again: one epoch, no test pass this time
+    let overwrite = TrainerConfig { existing: Existing::Overwrite, ..config(dir.path(), 1) };
+    run(&m, &mut sgd(&m), &ConstantLr(0.1), (&train_set, None), &cpu, &overwrite).unwrap();
+    let rows = read_metrics(&dir.path().join(METRICS_FILE)).unwrap();
+    assert_eq!((rows.len(), rows[0].test_loss), (1, None));
+
+    // the next free folder beside one that holds a run
+    let base = dir.path().join("runs").join("linear-halves");
+    assert_eq!(run_dir::fresh(&base), base);
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(base.join(SUMMARY_FILE), "{}").unwrap();
+    let second = dir.path().join("runs").join("linear-halves-2");
+    assert_eq!(run_dir::fresh(&base), second);
+    std::fs::create_dir_all(second.join("lstm")).unwrap();
+    std::fs::write(second.join("lstm").join(METRICS_FILE), "").unwrap();
+    assert_eq!(run_dir::fresh(&base), dir.path().join("runs").join("linear-halves-3"), "a comparison's runs count");
+}
+
+#[test]
+fn stale_temporary_checkpoints_are_removed_at_start() {
+    let cpu = Device::cpu();
+    let dir = tempfile::tempdir().unwrap();
+    // left by writers that were killed (no such process ids), and one of a live process
+    let stale = [".checkpoint.safetensors.tmp-4000000001", ".summary.json.tmp-4000000002"];
+    for name in stale {
+        std::fs::write(dir.path().join(name), vec![7u8; 4096]).unwrap();
+    }
+    let live = format!(".checkpoint.safetensors.tmp-{}", std::os::unix::process::parent_id());
+    std::fs::write(dir.path().join(&live), b"busy").unwrap();
+    let (train_set, _) = loaders(0.0);
+    let m = model(&cpu);
+    run(&m, &mut sgd(&m), &ConstantLr(0.1), (&train_set, None), &cpu, &config(dir.path(), 1)).unwrap();
+    for name in stale {
+        assert!(!dir.path().join(name).exists(), "{name} is still there");
+    }
+    assert!(dir.path().join(&live).exists(), "a running writer's file must stay");
+    assert!(dir.path().join(CHECKPOINT_FILE).is_file());
 }

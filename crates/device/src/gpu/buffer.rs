@@ -1,4 +1,5 @@
-//! A pooled GPU buffer: returns to its context's pool when the last array using it drops.
+//! A GPU buffer: returns to its context's pool when the last array using it drops, unless it
+//! came from an upload (see `GpuContext::upload`).
 
 use super::GpuContext;
 use std::sync::atomic::Ordering::Relaxed;
@@ -7,15 +8,17 @@ use std::sync::Arc;
 pub struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     bucket: u64,
+    /// whether dropping it returns it to the pool
+    pooled: bool,
     ctx: Arc<GpuContext>,
 }
 
 impl GpuBuffer {
-    pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, ctx: Arc<GpuContext>) -> Self {
+    pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, pooled: bool, ctx: Arc<GpuContext>) -> Self {
         let live = ctx.counters.bytes_live.fetch_add(bucket, Relaxed) + bucket;
         ctx.counters.peak_bytes_live.fetch_max(live, Relaxed);
         ctx.counters.bytes_allocated.fetch_add(bucket, Relaxed);
-        GpuBuffer { buffer: Some(buffer), bucket, ctx }
+        GpuBuffer { buffer: Some(buffer), bucket, pooled, ctx }
     }
 
     pub fn raw(&self) -> &wgpu::Buffer {
@@ -36,7 +39,10 @@ impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buffer.take() {
             self.ctx.counters.bytes_live.fetch_sub(self.bucket, Relaxed);
-            self.ctx.pool.give_back(self.bucket, b);
+            if self.pooled {
+                self.ctx.counters.bytes_pooled.fetch_add(self.bucket, Relaxed);
+                self.ctx.pool.give_back(self.bucket, b);
+            }
         }
     }
 }

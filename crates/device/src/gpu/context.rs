@@ -184,7 +184,9 @@ impl GpuContext {
 
     /// Free the pool's cached (unused) buffers; returns the bytes released.
     pub fn trim_pool(&self) -> u64 {
-        self.pool.trim()
+        let bytes = self.pool.trim();
+        self.counters.bytes_pooled.fetch_sub(bytes, Relaxed);
+        bytes
     }
 
     /// A buffer of at least `bytes` from the pool. `kernel` and `shape` name the request in errors.
@@ -196,7 +198,8 @@ impl GpuContext {
         }
         if let Some(b) = self.pool.take(bucket) {
             self.counters.pool_hits.fetch_add(1, Relaxed);
-            return Ok(GpuBuffer::new(b, bucket, self.clone()));
+            self.counters.bytes_pooled.fetch_sub(bucket, Relaxed);
+            return Ok(GpuBuffer::new(b, bucket, true, self.clone()));
         }
         self.counters.pool_misses.fetch_add(1, Relaxed);
         let buffer = match self.create_storage(bucket) {
@@ -204,11 +207,11 @@ impl GpuContext {
             None => {
                 // Out of memory: release the pool's idle buffers and try once more.
                 self.sync()?;
-                self.pool.trim();
+                self.trim_pool();
                 self.create_storage(bucket).ok_or(DeviceError::OutOfMemory { kernel, bytes })?
             }
         };
-        Ok(GpuBuffer::new(buffer, bucket, self.clone()))
+        Ok(GpuBuffer::new(buffer, bucket, true, self.clone()))
     }
 
     fn create_storage(&self, size: u64) -> Option<wgpu::Buffer> {
@@ -226,7 +229,9 @@ impl GpuContext {
     }
 
     /// A new buffer holding `bytes`. It is filled through its mapping at creation, so it
-    /// is ordered correctly against dispatches already recorded.
+    /// is ordered correctly against dispatches already recorded. It is freed, not pooled, when
+    /// dropped: uploads never draw from the pool, so pooling them grew it by every byte uploaded
+    /// (an evaluation pass's test set, each epoch).
     pub fn upload(self: &Arc<Self>, bytes: &[u8], kernel: &'static str, shape: &[usize]) -> Result<GpuBuffer> {
         let bucket = bucket_size(bytes.len() as u64);
         let limit = self.caps.max_storage_binding.min(self.caps.max_buffer);
@@ -253,7 +258,7 @@ impl GpuContext {
         drop(view);
         buffer.unmap();
         self.counters.uploads.fetch_add(1, Relaxed);
-        Ok(GpuBuffer::new(buffer, bucket, self.clone()))
+        Ok(GpuBuffer::new(buffer, bucket, false, self.clone()))
     }
 
     /// Record one dispatch: `params` becomes the uniform at binding 0, `buffers` the storage

@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     pub waits: AtomicU64,
     pub bytes_live: AtomicU64,
     pub peak_bytes_live: AtomicU64,
+    pub bytes_pooled: AtomicU64,
     pub bytes_allocated: AtomicU64,
     pub pool_hits: AtomicU64,
     pub pool_misses: AtomicU64,
@@ -33,6 +34,8 @@ pub struct Stats {
     /// the most `bytes_live` has been since the context opened or since `reset_peak_bytes`;
     /// a snapshot's value, not a difference, in `a - b`
     pub peak_bytes_live: u64,
+    /// bytes of the free buffers the pool keeps for reuse
+    pub bytes_pooled: u64,
     /// bytes of every buffer handed out (pool hits, new buffers and uploads alike)
     pub bytes_allocated: u64,
     /// allocations served from the pool / that created a new buffer
@@ -53,6 +56,7 @@ impl Counters {
             waits: self.waits.load(Relaxed),
             bytes_live: self.bytes_live.load(Relaxed),
             peak_bytes_live: self.peak_bytes_live.load(Relaxed),
+            bytes_pooled: self.bytes_pooled.load(Relaxed),
             bytes_allocated: self.bytes_allocated.load(Relaxed),
             pool_hits: self.pool_hits.load(Relaxed),
             pool_misses: self.pool_misses.load(Relaxed),
@@ -72,6 +76,7 @@ impl std::ops::Sub for Stats {
             waits: self.waits - o.waits,
             bytes_live: self.bytes_live.wrapping_sub(o.bytes_live),
             peak_bytes_live: self.peak_bytes_live,
+            bytes_pooled: self.bytes_pooled.wrapping_sub(o.bytes_pooled),
             bytes_allocated: self.bytes_allocated - o.bytes_allocated,
             pool_hits: self.pool_hits - o.pool_hits,
             pool_misses: self.pool_misses - o.pool_misses,

@@ -1,39 +1,31 @@
 //! Character-level language modelling (Karpathy's char-rnn) with [`CharLm`]: the training
 //! text is cut into `batch_size` contiguous streams read side by side in chunks of `seq_len`;
 //! the recurrent state is carried from one chunk to the next and detached (truncated BPTT).
-//! Adam with gradient clipping. After each epoch (`steps_per_epoch` chunks) the validation
-//! text is read the same way without gradients and its mean cross-entropy, in nats per
-//! character, goes to `metrics.csv` as `test_loss`; `loss.png`, `checkpoint.safetensors`
-//! (model, optimizer under `optimizer.`, and the vocabulary and sizes in the metadata) and
-//! `summary.json` follow, as for the image trainer.
+//! Adam, trained by [`fit`]. After each epoch (`steps_per_epoch` chunks) the validation text is
+//! read the same way without gradients and its mean cross-entropy, in nats per character, is
+//! the test loss. The checkpoint keeps the vocabulary and sizes in its metadata, and the
+//! carried state and the position in the text, so a resumed run reads on where it stopped.
 
-use super::loss_window::LossWindow;
-use super::{cell_name, meta_value, parse_cell};
-use crate::checkpoint::{self, CheckpointMeta};
+use super::{cell_name, parse_cell};
+use crate::checkpoint::{self, meta_value};
 use crate::data::text::CharCorpus;
 use crate::error::{Result, TrainError};
-use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
+use crate::metrics::read_metrics;
 use crate::plot::{draw_line_chart, LineChart, Series};
-use crate::progress::Progress;
 use crate::summary::Summary;
-use crate::trainer::{stop_run, CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
+use crate::trainer::{
+    fit, Evaluation, StepOutput, TaskState, TrainTask, TrainerConfig, METRICS_FILE, OPTIMIZER_PREFIX, TASK_PREFIX,
+};
 use ferrograd_device::Device;
 use ferrograd_graph::functional::cross_entropy;
 use ferrograd_graph::nn::recurrent::{CellKind, RecurrentState};
 use ferrograd_graph::nn::Module;
-use ferrograd_graph::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use ferrograd_graph::optim::{Adam, AdamConfig, ConstantLr};
 use ferrograd_graph::{manual_seed, no_grad, Tensor};
 use ferrograd_models::seq2seq::CharLm;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-
-/// File name of the loss curves in the output directory.
-/// Throughput unit in the progress lines: characters per second.
-const UNIT: &str = "char/s";
-
-pub const LOSS_PLOT_FILE: &str = "loss.png";
 
 #[derive(Clone, Debug)]
 pub struct CharLmConfig {
@@ -48,23 +40,16 @@ pub struct CharLmConfig {
     /// characters per chunk (the truncated-BPTT length)
     pub seq_len: usize,
     pub steps_per_epoch: usize,
-    pub epochs: usize,
     pub lr: f64,
-    pub clip_grad_norm: Option<f64>,
     /// validate on at most this many characters of the validation split (`None`: all)
     pub val_chars: Option<usize>,
     /// model initialisation
     pub seed: u64,
-    /// read the loss back every this many steps (the only GPU wait of a step)
-    pub read_every: usize,
-    /// names the data set in metrics, checkpoint and summary (e.g. "tinyshakespeare")
-    pub dataset_name: String,
-    pub out_dir: PathBuf,
 }
 
 impl CharLmConfig {
-    /// An LSTM of 1 layer x 128 units, batch 32 x 64 characters, Adam 2e-3, clipping at 5.
-    pub fn new(cell: CellKind, out_dir: &Path) -> CharLmConfig {
+    /// An LSTM of 1 layer x 128 units, batch 32 x 64 characters, Adam 2e-3.
+    pub fn new(cell: CellKind) -> CharLmConfig {
         CharLmConfig {
             cell,
             embed_dim: 64,
@@ -74,14 +59,9 @@ impl CharLmConfig {
             batch_size: 32,
             seq_len: 64,
             steps_per_epoch: 100,
-            epochs: 5,
             lr: 2e-3,
-            clip_grad_norm: Some(5.0),
             val_chars: Some(20_000),
             seed: 0,
-            read_every: 10,
-            dataset_name: "text".into(),
-            out_dir: out_dir.to_path_buf(),
         }
     }
 
@@ -89,15 +69,11 @@ impl CharLmConfig {
     pub fn model_name(&self) -> String {
         format!("char-{}", cell_name(self.cell))
     }
-}
 
-/// What a run measured.
-#[derive(Clone, Debug)]
-pub struct CharLmReport {
-    pub summary: Summary,
-    /// validation cross-entropy (nats per character) after each epoch
-    pub val_loss: Vec<f64>,
-    pub out_dir: PathBuf,
+    /// A run of `epochs` on `dataset` into `out_dir`, clipping the gradient norm at 5.
+    pub fn trainer(&self, dataset: &str, epochs: usize, out_dir: &Path) -> TrainerConfig {
+        TrainerConfig { clip_grad_norm: Some(5.0), ..TrainerConfig::new(&self.model_name(), dataset, epochs, out_dir) }
+    }
 }
 
 /// `tokens` cut into `batch` contiguous streams, read in chunks of `seq_len` with targets one
@@ -146,7 +122,14 @@ fn upload(device: &Device, (x, y): (Vec<u32>, Vec<u32>), shape: [usize; 2]) -> R
 
 /// Mean cross-entropy (nats per character) of `model` over `tokens` read as `batch` streams in
 /// chunks of `seq_len`, the state carried across chunks; no gradients, one GPU wait.
-pub fn evaluate_char_lm(model: &CharLm, tokens: &[u32], batch: usize, seq_len: usize, device: &Device) -> Result<f64> {
+fn evaluate_streams(
+    model: &CharLm,
+    tokens: &[u32],
+    batch: usize,
+    seq_len: usize,
+    device: &Device,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Result<f64> {
     let streams = Streams::new(tokens, batch, seq_len, "validation")?;
     model.eval();
     let _g = no_grad();
@@ -161,13 +144,14 @@ pub fn evaluate_char_lm(model: &CharLm, tokens: &[u32], batch: usize, seq_len: u
             None => loss,
         });
         state = Some(next);
+        tick(i + 1, streams.chunks());
     }
     let sum = total.map(|t| t.item()).transpose()?.unwrap_or(f64::NAN);
     Ok(sum / streams.chunks() as f64)
 }
 
-/// Builds the model of `config` on `device` (seeded).
-pub fn build_char_lm(config: &CharLmConfig, vocab: usize, device: &Device) -> Result<CharLm> {
+/// Builds a model of `config`'s sizes on `device` (seeded).
+fn build_char_lm(config: &CharLmConfig, vocab: usize, device: &Device) -> Result<CharLm> {
     manual_seed(config.seed);
     Ok(CharLm::new(
         device,
@@ -180,166 +164,142 @@ pub fn build_char_lm(config: &CharLmConfig, vocab: usize, device: &Device) -> Re
     )?)
 }
 
-/// Trains a character LM on `corpus`; see the module docs for the outputs. A NaN loss stops
-/// the run with `stopped` set in the summary (the last good checkpoint stays).
-pub fn train_char_lm(corpus: &CharCorpus, config: &CharLmConfig, device: &Device) -> Result<CharLmReport> {
-    if config.read_every == 0 || config.steps_per_epoch == 0 {
-        return Err(TrainError::Config("read_every and steps_per_epoch must be at least 1".into()));
+/// Character language modelling as a [`TrainTask`].
+struct CharLmTask<'a> {
+    model: CharLm,
+    config: &'a CharLmConfig,
+    corpus: &'a CharCorpus,
+    train: Streams<'a>,
+    val_tokens: &'a [u32],
+    /// validation runs with fewer streams when the split is short
+    val_batch: usize,
+    /// the next chunk of the training streams, and the state carried into it
+    chunk: usize,
+    state: Option<RecurrentState>,
+    device: Device,
+}
+
+impl TrainTask for CharLmTask<'_> {
+    fn model(&self) -> &dyn Module {
+        &self.model
     }
+
+    fn unit(&self) -> &'static str {
+        "characters"
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch
+    }
+
+    fn start_epoch(&mut self, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    fn step(&mut self, _step: u64) -> Result<StepOutput> {
+        if self.chunk == self.train.chunks() {
+            // a new pass over the text starts from a fresh state
+            self.chunk = 0;
+            self.state = None;
+        }
+        let shape = [self.config.batch_size, self.config.seq_len];
+        let (x, y) = upload(&self.device, self.train.chunk(self.chunk), shape)?;
+        self.chunk += 1;
+        let (logits, next) = self.model.forward_with(&x, self.state.as_ref())?;
+        let loss = cross_entropy(&logits, &y, 0.0)?;
+        self.state = Some(next.detach());
+        let chars = shape[0] * shape[1];
+        let stats = loss.detach().mul_scalar(chars as f32)?;
+        Ok(StepOutput { loss, stats, examples: chars, units: chars })
+    }
+
+    fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> Result<Evaluation> {
+        let loss =
+            evaluate_streams(&self.model, self.val_tokens, self.val_batch, self.config.seq_len, &self.device, tick)?;
+        Ok(Evaluation { loss: Some(loss), accuracy: None })
+    }
+
+    fn state(&self) -> Result<TaskState> {
+        let c = self.config;
+        let meta = [
+            ("cell", cell_name(c.cell).to_string()),
+            ("embed_dim", c.embed_dim.to_string()),
+            ("hidden_size", c.hidden_size.to_string()),
+            ("num_layers", c.num_layers.to_string()),
+            ("vocab", self.corpus.vocab.iter().collect::<String>()),
+            ("chunk", self.chunk.to_string()),
+        ];
+        let mut arrays = Vec::new();
+        if let Some(state) = &self.state {
+            arrays.push(("h".to_string(), state.h.data()));
+            arrays.extend(state.c.as_ref().map(|c| ("c".to_string(), c.data())));
+        }
+        Ok(TaskState { arrays, meta: meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect() })
+    }
+
+    fn restore(&mut self, state: TaskState) -> Result<()> {
+        let get = |key: &str| state.meta.get(key).cloned().unwrap_or_default();
+        let vocab: String = self.corpus.vocab.iter().collect();
+        if get("vocab") != vocab {
+            return Err(TrainError::Config(format!(
+                "--resume: the checkpoint's vocabulary {:?} is not this text's {vocab:?}",
+                get("vocab")
+            )));
+        }
+        self.chunk = get("chunk").parse().ok().filter(|&c| c <= self.train.chunks()).ok_or_else(|| {
+            TrainError::Config(format!(
+                "--resume: the checkpoint's text position {:?} is not one of this text's",
+                get("chunk")
+            ))
+        })?;
+        let array = |name: &str| state.arrays.iter().find(|(n, _)| n == name).map(|(_, a)| Tensor::new(a.clone()));
+        self.state = array("h").map(|h| RecurrentState { h, c: array("c") });
+        Ok(())
+    }
+}
+
+/// Trains a character LM on `corpus` through [`fit`].
+pub fn train_char_lm(
+    corpus: &CharCorpus,
+    config: &CharLmConfig,
+    run: &TrainerConfig,
+    device: &Device,
+) -> Result<Summary> {
     let (b, t) = (config.batch_size, config.seq_len);
     let train = Streams::new(&corpus.train, b, t, "training split")?;
     let val_tokens = match config.val_chars {
         Some(n) => &corpus.val[..corpus.val.len().min(n)],
         None => &corpus.val[..],
     };
-    // validation runs with fewer streams when the split is short
     let val_batch = b.min(val_tokens.len().saturating_sub(1) / t).max(1);
     Streams::new(val_tokens, val_batch, t, "validation split")?;
-
-    std::fs::create_dir_all(&config.out_dir).map_err(|e| TrainError::io(&config.out_dir, e))?;
     let model = build_char_lm(config, corpus.vocab_size(), device)?;
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
-    let csv_path = config.out_dir.join(METRICS_FILE);
-    let mut metrics = MetricsWriter::create(&csv_path)?;
-    let mut progress = Progress::new(config.epochs, config.steps_per_epoch).with_unit(UNIT);
-    let model_name = config.model_name();
-    let mut summary = Summary {
-        model: model_name.clone(),
-        dataset: config.dataset_name.clone(),
-        device: device.name(),
-        epochs: 0,
-        final_train_loss: f64::NAN,
-        test_accuracy: None,
-        wall_seconds: 0.0,
-        images_per_sec: 0.0,
-        stopped: None,
+    let mut task = CharLmTask {
+        model,
+        config,
+        corpus,
+        train,
+        val_tokens,
+        val_batch,
+        chunk: 0,
+        state: None,
+        device: device.clone(),
     };
-    let run_start = Instant::now();
-    let (mut chunk, mut state, mut step) = (0usize, None::<RecurrentState>, 0u64);
-    let (mut chars_trained, mut train_seconds) = (0usize, 0.0f64);
-    let mut val_losses = Vec::with_capacity(config.epochs);
-
-    for epoch in 0..config.epochs {
-        model.train();
-        progress.start_epoch(0);
-        let epoch_start = Instant::now();
-        let mut window = LossWindow::default();
-        for i in 0..config.steps_per_epoch {
-            if chunk == train.chunks() {
-                // a new pass over the text starts from a fresh state
-                chunk = 0;
-                state = None;
-            }
-            let (x, y) = upload(device, train.chunk(chunk), [b, t])?;
-            chunk += 1;
-            let (logits, next) = model.forward_with(&x, state.as_ref())?;
-            let loss = cross_entropy(&logits, &y, 0.0)?;
-            optimizer.zero_grad();
-            loss.backward()?;
-            if let Some(max_norm) = config.clip_grad_norm {
-                clip_grad_norm(&model.parameters(), max_norm)?;
-            }
-            optimizer.step()?;
-            state = Some(next.detach());
-            step += 1;
-            window.push(&loss)?;
-            let mut shown = None;
-            if (i + 1) % config.read_every == 0 || i + 1 == config.steps_per_epoch {
-                let mean = window.read()?;
-                if !mean.is_finite() {
-                    let reason = format!("loss became {mean} by step {step} (epoch {})", epoch + 1);
-                    stop_run(&mut progress, &mut summary, reason, run_start.elapsed().as_secs_f64(), &config.out_dir)?;
-                    return Ok(CharLmReport { summary, val_loss: val_losses, out_dir: config.out_dir.clone() });
-                }
-                shown = Some(mean);
-            }
-            let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
-            progress.step(shown, ((i + 1) * b * t) as f64 / elapsed);
-        }
-        let epoch_seconds = epoch_start.elapsed().as_secs_f64();
-        chars_trained += config.steps_per_epoch * b * t;
-        train_seconds += epoch_seconds;
-
-        let val_loss = evaluate_char_lm(&model, val_tokens, val_batch, t, device)?;
-        val_losses.push(val_loss);
-        let row = MetricsRow {
-            epoch: epoch + 1,
-            step,
-            train_loss: window.epoch_mean(),
-            train_acc: None,
-            test_loss: Some(val_loss),
-            test_acc: None,
-            lr: optimizer.lr(),
-            images_per_sec: (config.steps_per_epoch * b * t) as f64 / epoch_seconds.max(1e-9),
-            seconds: run_start.elapsed().as_secs_f64(),
-        };
-        metrics.write(&row)?;
-        plot_loss(&read_metrics(&csv_path)?, &config.out_dir.join(LOSS_PLOT_FILE), &model_name, &config.dataset_name)?;
-        save_char_lm(&model, &optimizer, corpus, config, epoch + 1, step)?;
-        progress.finish_epoch(&row, config.epochs);
-        summary.epochs = epoch + 1;
-        summary.final_train_loss = row.train_loss;
-        summary.wall_seconds = row.seconds;
-        summary.images_per_sec = chars_trained as f64 / train_seconds.max(1e-9);
-    }
-    progress.finish();
-    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
-    Ok(CharLmReport { summary, val_loss: val_losses, out_dir: config.out_dir.clone() })
-}
-
-/// Training and validation loss per epoch (nats per character).
-fn plot_loss(rows: &[MetricsRow], path: &Path, model: &str, dataset: &str) -> Result<()> {
-    let series = |name: &str, f: &dyn Fn(&MetricsRow) -> Option<f64>| Series {
-        name: name.into(),
-        points: rows.iter().filter_map(|r| f(r).map(|y| (r.epoch as f64, y))).collect(),
-    };
-    let chart = LineChart {
-        title: format!("{model} on {dataset}: loss"),
-        x_label: "epoch".into(),
-        y_label: "cross-entropy (nats/char)".into(),
-        series: vec![series("train", &|r| Some(r.train_loss)), series("validation", &|r| r.test_loss)],
-    };
-    draw_line_chart(&chart, path, (900, 560))
-}
-
-fn save_char_lm(
-    model: &CharLm,
-    optimizer: &Adam,
-    corpus: &CharCorpus,
-    config: &CharLmConfig,
-    epoch: usize,
-    step: u64,
-) -> Result<()> {
-    let mut arrays: Vec<_> = model.state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
-    arrays.extend(optimizer.state_dict().into_iter().map(|(n, a)| (format!("{OPTIMIZER_PREFIX}{n}"), a)));
-    let extra = [
-        ("cell", cell_name(config.cell).to_string()),
-        ("embed_dim", config.embed_dim.to_string()),
-        ("hidden_size", config.hidden_size.to_string()),
-        ("num_layers", config.num_layers.to_string()),
-        ("vocab", corpus.vocab.iter().collect::<String>()),
-    ];
-    let meta = CheckpointMeta {
-        model: config.model_name(),
-        dataset: config.dataset_name.clone(),
-        epoch,
-        step,
-        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    };
-    checkpoint::save(&config.out_dir.join(CHECKPOINT_FILE), &arrays, &meta)
+    fit(&mut task, &mut optimizer, &ConstantLr(config.lr), device, run)
 }
 
 /// A character LM restored from a checkpoint written by [`train_char_lm`], with its vocabulary.
-pub struct LoadedCharLm {
-    pub model: CharLm,
+struct LoadedCharLm {
+    model: CharLm,
     /// characters in token order
-    pub vocab: Vec<char>,
-    pub cell: CellKind,
+    vocab: Vec<char>,
 }
 
-pub fn load_char_lm(path: &Path, device: &Device) -> Result<LoadedCharLm> {
+fn load_char_lm(path: &Path, device: &Device) -> Result<LoadedCharLm> {
     let mut ck = checkpoint::load(path, device)?;
     ck.take_prefixed(OPTIMIZER_PREFIX);
+    ck.take_prefixed(TASK_PREFIX);
     let cell = parse_cell(&meta_value::<String>(&ck, "cell")?)?;
     let vocab: Vec<char> = meta_value::<String>(&ck, "vocab")?.chars().collect();
     let model = CharLm::new(
@@ -351,11 +311,9 @@ pub fn load_char_lm(path: &Path, device: &Device) -> Result<LoadedCharLm> {
         cell,
         0.0,
     )?;
-    let expected: Vec<(String, Vec<usize>)> = model.state_dict().into_iter().map(|(n, t)| (n, t.shape())).collect();
-    ck.check_compatible(&format!("char-{}", cell_name(cell)), &expected)?;
-    model.load_state_dict(&ck.arrays, true)?;
+    checkpoint::load_model(&ck, &format!("char-{}", cell_name(cell)), &model)?;
     model.eval();
-    Ok(LoadedCharLm { model, vocab, cell })
+    Ok(LoadedCharLm { model, vocab })
 }
 
 /// `prompt` followed by `len` sampled characters from the checkpoint's model. Each character
@@ -422,33 +380,36 @@ fn pick(logits: &[f64], temperature: f64, rng: &mut ChaCha8Rng) -> u32 {
 /// File name of the comparison chart [`compare_cells`] draws.
 pub const COMPARISON_PLOT_FILE: &str = "val_loss.png";
 
-/// Trains one model per cell with `base` (each in `base.out_dir/<cell>`, same data, budget and
-/// seed) and draws their validation curves on one chart, `base.out_dir/val_loss.png`.
-/// Returns each cell's report, in order.
+/// Trains one model per cell with `base` and `run` (each in `run.out_dir/<cell>`, same data,
+/// budget and seed) and draws their validation curves on one chart, `run.out_dir/val_loss.png`.
+/// Returns each cell's summary, in order.
 pub fn compare_cells(
     corpus: &CharCorpus,
     base: &CharLmConfig,
+    run: &TrainerConfig,
     cells: &[CellKind],
     device: &Device,
-) -> Result<Vec<CharLmReport>> {
-    let mut reports = Vec::with_capacity(cells.len());
+) -> Result<Vec<Summary>> {
+    let mut summaries = Vec::with_capacity(cells.len());
+    let mut runs = Vec::with_capacity(cells.len());
     for &cell in cells {
-        let config = CharLmConfig { cell, out_dir: base.out_dir.join(cell_name(cell)), ..base.clone() };
-        reports.push(train_char_lm(corpus, &config, device)?);
+        let config = CharLmConfig { cell, ..base.clone() };
+        let dir = run.out_dir.join(cell_name(cell));
+        let cell_run = TrainerConfig { model_name: config.model_name(), out_dir: dir.clone(), ..run.clone() };
+        summaries.push(train_char_lm(corpus, &config, &cell_run, device)?);
+        runs.push((cell_name(cell).to_string(), dir.join(METRICS_FILE)));
     }
-    let runs: Vec<(String, PathBuf)> =
-        cells.iter().zip(&reports).map(|(&c, r)| (cell_name(c).to_string(), r.out_dir.join(METRICS_FILE))).collect();
     let title = format!(
         "{}: validation loss, {} x {} units, {} steps of {} x {} characters",
-        base.dataset_name,
+        run.dataset_name,
         base.num_layers,
         base.hidden_size,
-        base.steps_per_epoch * base.epochs,
+        base.steps_per_epoch * run.epochs,
         base.batch_size,
         base.seq_len
     );
-    plot_comparison(&runs, &base.out_dir.join(COMPARISON_PLOT_FILE), &title)?;
-    Ok(reports)
+    plot_comparison(&runs, &run.out_dir.join(COMPARISON_PLOT_FILE), &title)?;
+    Ok(summaries)
 }
 
 /// Draws the validation loss per epoch of several runs (`(label, metrics.csv)`) on one chart.

@@ -1,6 +1,6 @@
-//! Training tasks for sequence models, each a library call with a config struct (the CLI is a
-//! thin layer over them), writing the same outputs as the image trainer (`metrics.csv`,
-//! curves as PNG, `checkpoint.safetensors`, `summary.json`):
+//! Training tasks for sequence models, each a library call with a config struct of its own
+//! (model sizes, batches) beside the run's [`crate::trainer::TrainerConfig`], trained by the
+//! one loop ([`crate::trainer::fit`]) and so writing the same outputs as the image tasks:
 //!
 //! - [`char_lm`]: a character-level language model (RNN, LSTM or GRU) with truncated BPTT,
 //!   validation loss in nats per character, sampling from a checkpoint, and a plot comparing
@@ -13,7 +13,6 @@
 
 pub mod attention_map;
 pub mod char_lm;
-mod loss_window;
 pub mod seq2seq_tasks;
 pub mod seq_mnist;
 
@@ -41,12 +40,4 @@ pub fn cell_name(cell: CellKind) -> &'static str {
         CellKind::Lstm => "lstm",
         CellKind::Gru => "gru",
     }
-}
-
-/// A metadata value of a checkpoint's `extra`, parsed; the error names the key and the file.
-pub(crate) fn meta_value<T: std::str::FromStr>(ck: &crate::checkpoint::Checkpoint, key: &str) -> Result<T> {
-    let raw = ck.meta.extra.get(key).ok_or_else(|| {
-        TrainError::format(&ck.path, format!("checkpoint metadata has no {key:?} (not saved by this task?)"))
-    })?;
-    raw.parse().map_err(|_| TrainError::format(&ck.path, format!("checkpoint metadata {key} = {raw:?} is invalid")))
 }

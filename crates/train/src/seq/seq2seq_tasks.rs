@@ -1,37 +1,31 @@
 //! Seq2Seq, Seq2Seq with attention, and a small Transformer on the synthetic tasks of
-//! [`crate::data::seq2seq`] (reverse, sort, addition, copy). Every step draws a fresh batch
-//! of one source length drawn from `train_lengths`; the loss is the cross-entropy of the teacher-forced
-//! decoder, PAD positions excluded. Evaluation decodes greedily and counts an example right
-//! only when the whole output (target, then EOS) matches: exact-match accuracy, by length.
-//! Outputs in `out_dir`: `metrics.csv` (`test_acc` = exact match over the evaluation lengths),
-//! `loss.png`, `accuracy.png`, `accuracy_by_length.csv`, `checkpoint.safetensors` (sizes and
-//! task in the metadata), `summary.json`.
+//! [`crate::data::seq2seq`] (reverse, sort, addition, copy), trained by [`fit`]. Every step
+//! draws a fresh batch of one source length drawn from `train_lengths`, from a generator seeded
+//! by the step (so a resumed run draws the same batches); the loss is the cross-entropy of the
+//! teacher-forced decoder, PAD positions excluded. Evaluation decodes greedily and counts an
+//! example right only when the whole output (target, then EOS) matches: exact-match accuracy,
+//! by length (`test_acc` in `metrics.csv` is its mean over the evaluation lengths, and
+//! `accuracy_by_length.csv` has each). The checkpoint keeps sizes and task in its metadata.
 
 use super::attention_map_png;
-use super::loss_window::LossWindow;
-use super::meta_value;
-use crate::checkpoint::{self, CheckpointMeta};
+use crate::checkpoint::{self, meta_value};
 use crate::data::seq2seq::{decode, Example, Seq2SeqBatch, Task, BOS, DIGIT0, EOS, PAD, VOCAB, VOCAB_SIZE};
 use crate::error::{Result, TrainError};
-use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
-use crate::plot::{draw_line_chart, plot_training_curves, LineChart, Series};
-use crate::progress::Progress;
+use crate::plot::{draw_line_chart, LineChart, Series};
 use crate::summary::Summary;
-use crate::trainer::{stop_run, CHECKPOINT_FILE, METRICS_FILE, OPTIMIZER_PREFIX, SUMMARY_FILE};
+use crate::trainer::{fit, Evaluation, StepOutput, TaskState, TrainTask, TrainerConfig, OPTIMIZER_PREFIX};
 use ferrograd_device::Device;
 use ferrograd_graph::functional::cross_entropy_per_sample;
 use ferrograd_graph::nn::attention::{AdditiveAttention, LuongAttention, LuongScore};
 use ferrograd_graph::nn::Module;
-use ferrograd_graph::optim::{clip_grad_norm, Adam, AdamConfig, CosineAnnealingLr, LrSchedule, Optimizer};
+use ferrograd_graph::optim::{Adam, AdamConfig, CosineAnnealingLr};
 use ferrograd_graph::{manual_seed, no_grad, Tensor};
 use ferrograd_models::seq2seq::{Seq2Seq, Seq2SeqAttention, Seq2SeqConfig};
 use ferrograd_models::transformer_seq2seq::{TransformerSeq2Seq, TransformerSeq2SeqConfig};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-
-/// Throughput unit in the progress lines: examples (source-target pairs) per second.
-const UNIT: &str = "seq/s";
+use std::path::Path;
 
 pub const ACCURACY_BY_LENGTH_FILE: &str = "accuracy_by_length.csv";
 
@@ -216,19 +210,14 @@ pub struct Seq2SeqTaskConfig {
     pub eval_examples: usize,
     pub batch_size: usize,
     pub steps_per_epoch: usize,
-    pub epochs: usize,
     pub lr: f64,
-    pub clip_grad_norm: Option<f64>,
     pub seed: u64,
-    /// read the loss back every this many steps
-    pub read_every: usize,
-    pub out_dir: PathBuf,
 }
 
 impl Seq2SeqTaskConfig {
-    /// Batch 64, 5 epochs of 100 steps, Adam 3e-3 annealed to zero along a cosine, clipping
-    /// at 1, 200 evaluation examples per length, evaluated at the training lengths' ends.
-    pub fn new(task: Task, model: TaskModelKind, train_lengths: RangeInclusive<usize>, out_dir: &Path) -> Self {
+    /// Batch 64, epochs of 100 steps, Adam 3e-3 annealed to zero along a cosine, 200 evaluation
+    /// examples per length, evaluated at the training lengths' ends.
+    pub fn new(task: Task, model: TaskModelKind, train_lengths: RangeInclusive<usize>) -> Self {
         let mut eval_lengths = vec![*train_lengths.start(), *train_lengths.end()];
         eval_lengths.dedup();
         Seq2SeqTaskConfig {
@@ -240,12 +229,8 @@ impl Seq2SeqTaskConfig {
             eval_examples: 200,
             batch_size: 64,
             steps_per_epoch: 100,
-            epochs: 5,
             lr: 3e-3,
-            clip_grad_norm: Some(1.0),
             seed: 0,
-            read_every: 10,
-            out_dir: out_dir.to_path_buf(),
         }
     }
 
@@ -256,6 +241,17 @@ impl Seq2SeqTaskConfig {
             Task::Sort => "sort",
             Task::Addition => "addition",
         }
+    }
+
+    /// e.g. "reverse-1..10"
+    pub fn dataset_name(&self) -> String {
+        format!("{}-{}..{}", self.task_name(), self.train_lengths.start(), self.train_lengths.end())
+    }
+
+    /// A run of `epochs` into `out_dir`, clipping the gradient norm at 1.
+    pub fn trainer(&self, epochs: usize, out_dir: &Path) -> TrainerConfig {
+        let named = TrainerConfig::new(self.model.name(), &self.dataset_name(), epochs, out_dir);
+        TrainerConfig { clip_grad_norm: Some(1.0), ..named }
     }
 }
 
@@ -272,7 +268,6 @@ pub struct LengthAccuracy {
 pub struct Seq2SeqTaskReport {
     pub summary: Summary,
     pub accuracy_by_length: Vec<LengthAccuracy>,
-    pub out_dir: PathBuf,
 }
 
 /// Mean cross-entropy of `logits [B, T, V]` against `targets` (`[B * T]`, PAD excluded).
@@ -284,13 +279,6 @@ fn masked_loss(logits: &Tensor, targets: &[u32], device: &Device) -> Result<Tens
     let keep = Tensor::from_f32(device, &keep, &[targets.len()])?;
     let per_token = cross_entropy_per_sample(logits, &y, 0.0)?.reshape_to(&[targets.len()])?;
     Ok(per_token.mul(&keep)?.sum_all()?.div_scalar(count)?)
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Whether a decoded row is the target followed by EOS.
@@ -306,17 +294,19 @@ pub fn exact_match_by_length(
     n: usize,
     seed: u64,
     device: &Device,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<LengthAccuracy>> {
     model.module().eval();
     let _g = no_grad();
     let mut out = Vec::with_capacity(lengths.len());
-    for &len in lengths {
+    for (i, &len) in lengths.iter().enumerate() {
         let examples = task.generate(n, len..=len, seed.wrapping_add(len as u64 * 7919))?;
         let mut right = 0;
         for chunk in examples.chunks(256) {
             right += count_exact(model, chunk, device)?;
         }
         out.push(LengthAccuracy { length: len, exact_match: right as f64 / n.max(1) as f64, examples: n });
+        tick(i + 1, lengths.len());
     }
     Ok(out)
 }
@@ -328,119 +318,94 @@ fn count_exact(model: &TaskModel, examples: &[Example], device: &Device) -> Resu
     Ok(examples.iter().enumerate().filter(|(i, e)| exact(&decoded[i * b.tgt_len..][..b.tgt_len], &e.tgt)).count())
 }
 
-/// Trains `config.model` on `config.task`; see the module docs for the outputs. Returns the
-/// trained model and the report (exact match at `config.eval_lengths`).
-pub fn train_seq2seq_task(config: &Seq2SeqTaskConfig, device: &Device) -> Result<(TaskModel, Seq2SeqTaskReport)> {
-    if config.batch_size == 0 || config.steps_per_epoch == 0 || config.read_every == 0 {
-        return Err(TrainError::Config("batch size, steps per epoch and read_every must be at least 1".into()));
+/// A sequence-to-sequence task as a [`TrainTask`].
+struct Seq2SeqTask<'a> {
+    model: TaskModel,
+    config: &'a Seq2SeqTaskConfig,
+    /// the last evaluation's
+    accuracy: Vec<LengthAccuracy>,
+    device: Device,
+}
+
+impl TrainTask for Seq2SeqTask<'_> {
+    fn model(&self) -> &dyn Module {
+        self.model.module()
     }
-    std::fs::create_dir_all(&config.out_dir).map_err(|e| TrainError::io(&config.out_dir, e))?;
+
+    fn unit(&self) -> &'static str {
+        "sequences"
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch
+    }
+
+    fn start_epoch(&mut self, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    fn step(&mut self, step: u64) -> Result<StepOutput> {
+        let c = self.config;
+        // one length per batch (no padding, though the encoder would skip it)
+        let mut rng = ChaCha8Rng::seed_from_u64(c.seed.wrapping_mul(1_000_003).wrapping_add(step));
+        let len = rng.random_range(c.train_lengths.clone());
+        let examples = c.task.generate(c.batch_size, len..=len, rng.random())?;
+        let b = Seq2SeqBatch::new(&examples);
+        let src = Tensor::from_u32(&self.device, &b.src, &[b.batch, b.src_len])?;
+        let tgt_in = Tensor::from_u32(&self.device, &b.tgt_in, &[b.batch, b.tgt_len])?;
+        let logits = self.model.forward_with(&src, &tgt_in, &b.src_lengths)?;
+        let loss = masked_loss(&logits, &b.tgt_out, &self.device)?;
+        let stats = loss.detach().mul_scalar(b.batch as f32)?;
+        Ok(StepOutput { loss, stats, examples: b.batch, units: b.batch })
+    }
+
+    fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> Result<Evaluation> {
+        let c = self.config;
+        let seed = c.seed.wrapping_add(0xE7A1);
+        self.accuracy =
+            exact_match_by_length(&self.model, c.task, &c.eval_lengths, c.eval_examples, seed, &self.device, tick)?;
+        let mean = self.accuracy.iter().map(|a| a.exact_match).sum::<f64>() / self.accuracy.len().max(1) as f64;
+        Ok(Evaluation { loss: None, accuracy: (!self.accuracy.is_empty()).then_some(mean) })
+    }
+
+    fn write_outputs(&self, dir: &Path) -> Result<()> {
+        write_accuracy_csv(&dir.join(ACCURACY_BY_LENGTH_FILE), &self.accuracy)
+    }
+
+    fn state(&self) -> Result<TaskState> {
+        let s = &self.config.size;
+        let meta = [
+            ("task", self.config.task_name().to_string()),
+            ("embed_dim", s.embed_dim.to_string()),
+            ("hidden_size", s.hidden_size.to_string()),
+            ("num_layers", s.num_layers.to_string()),
+            ("nhead", s.nhead.to_string()),
+            ("dim_feedforward", s.dim_feedforward.to_string()),
+            ("max_len", s.max_len.to_string()),
+        ];
+        Ok(TaskState { arrays: Vec::new(), meta: meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect() })
+    }
+}
+
+/// Trains `config.model` on `config.task` through [`fit`]. Returns the trained model and the
+/// report (exact match at `config.eval_lengths`).
+pub fn train_seq2seq_task(
+    config: &Seq2SeqTaskConfig,
+    run: &TrainerConfig,
+    device: &Device,
+) -> Result<(TaskModel, Seq2SeqTaskReport)> {
+    if config.batch_size == 0 {
+        return Err(TrainError::Config("the batch size must be at least 1".into()));
+    }
     manual_seed(config.seed);
     let model = TaskModel::new(device, config.model, &config.size)?;
-    let module = model.module();
-    let mut optimizer = Adam::new(module.named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
+    let mut optimizer =
+        Adam::new(model.module().named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
     // annealed: at a constant rate exact match swings by several points from epoch to epoch
-    let schedule = CosineAnnealingLr { base: config.lr, t_max: config.epochs * config.steps_per_epoch, eta_min: 0.0 };
-    let csv_path = config.out_dir.join(METRICS_FILE);
-    let mut metrics = MetricsWriter::create(&csv_path)?;
-    let mut progress = Progress::new(config.epochs, config.steps_per_epoch).with_unit(UNIT);
-    let dataset = format!("{}-{}..{}", config.task_name(), config.train_lengths.start(), config.train_lengths.end());
-    let mut summary = Summary {
-        model: config.model.name().into(),
-        dataset: dataset.clone(),
-        device: device.name(),
-        epochs: 0,
-        final_train_loss: f64::NAN,
-        test_accuracy: None,
-        wall_seconds: 0.0,
-        images_per_sec: 0.0,
-        stopped: None,
-    };
-    let run_start = Instant::now();
-    let (mut step, mut examples_trained, mut train_seconds) = (0u64, 0usize, 0.0f64);
-    let mut accuracy = Vec::new();
-
-    for epoch in 0..config.epochs {
-        module.train();
-        progress.start_epoch(0);
-        let epoch_start = Instant::now();
-        let mut window = LossWindow::default();
-        for i in 0..config.steps_per_epoch {
-            // one length per batch (no padding, though the encoder would skip it)
-            optimizer.set_lr(schedule.lr(step as usize));
-            let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(step);
-            let (lo, hi) = (*config.train_lengths.start(), *config.train_lengths.end());
-            let len = lo + (splitmix(seed) % (hi.saturating_sub(lo) as u64 + 1)) as usize;
-            let examples = config.task.generate(config.batch_size, len..=len, seed)?;
-            let b = Seq2SeqBatch::new(&examples);
-            let src = Tensor::from_u32(device, &b.src, &[b.batch, b.src_len])?;
-            let tgt_in = Tensor::from_u32(device, &b.tgt_in, &[b.batch, b.tgt_len])?;
-            let logits = model.forward_with(&src, &tgt_in, &b.src_lengths)?;
-            let loss = masked_loss(&logits, &b.tgt_out, device)?;
-            optimizer.zero_grad();
-            loss.backward()?;
-            if let Some(max_norm) = config.clip_grad_norm {
-                clip_grad_norm(&module.parameters(), max_norm)?;
-            }
-            optimizer.step()?;
-            step += 1;
-            window.push(&loss)?;
-            let mut shown = None;
-            if (i + 1) % config.read_every == 0 || i + 1 == config.steps_per_epoch {
-                let mean = window.read()?;
-                if !mean.is_finite() {
-                    let reason = format!("loss became {mean} by step {step} (epoch {})", epoch + 1);
-                    stop_run(&mut progress, &mut summary, reason, run_start.elapsed().as_secs_f64(), &config.out_dir)?;
-                    let report =
-                        Seq2SeqTaskReport { summary, accuracy_by_length: accuracy, out_dir: config.out_dir.clone() };
-                    return Ok((model, report));
-                }
-                shown = Some(mean);
-            }
-            let elapsed = epoch_start.elapsed().as_secs_f64().max(1e-9);
-            progress.step(shown, ((i + 1) * config.batch_size) as f64 / elapsed);
-        }
-        let epoch_seconds = epoch_start.elapsed().as_secs_f64();
-        examples_trained += config.steps_per_epoch * config.batch_size;
-        train_seconds += epoch_seconds;
-
-        accuracy = exact_match_by_length(
-            &model,
-            config.task,
-            &config.eval_lengths,
-            config.eval_examples,
-            config.seed.wrapping_add(0xE7A1),
-            device,
-        )?;
-        let mean_acc = accuracy.iter().map(|a| a.exact_match).sum::<f64>() / accuracy.len().max(1) as f64;
-        let row = MetricsRow {
-            epoch: epoch + 1,
-            step,
-            train_loss: window.epoch_mean(),
-            train_acc: None,
-            test_loss: None,
-            test_acc: (!accuracy.is_empty()).then_some(mean_acc),
-            lr: optimizer.lr(),
-            images_per_sec: (config.steps_per_epoch * config.batch_size) as f64 / epoch_seconds.max(1e-9),
-            seconds: run_start.elapsed().as_secs_f64(),
-        };
-        metrics.write(&row)?;
-        let title = format!("{} on {dataset}", config.model.name());
-        if !accuracy.is_empty() {
-            plot_training_curves(&read_metrics(&csv_path)?, &[], &config.out_dir, &title)?;
-        }
-        write_accuracy_csv(&config.out_dir.join(ACCURACY_BY_LENGTH_FILE), &accuracy)?;
-        save_task_model(&model, &optimizer, config, &dataset, epoch + 1, step)?;
-        progress.finish_epoch(&row, config.epochs);
-        summary.epochs = epoch + 1;
-        summary.final_train_loss = row.train_loss;
-        summary.test_accuracy = row.test_acc;
-        summary.wall_seconds = row.seconds;
-        summary.images_per_sec = examples_trained as f64 / train_seconds.max(1e-9);
-    }
-    progress.finish();
-    summary.write(&config.out_dir.join(SUMMARY_FILE))?;
-    Ok((model, Seq2SeqTaskReport { summary, accuracy_by_length: accuracy, out_dir: config.out_dir.clone() }))
+    let schedule = CosineAnnealingLr { base: config.lr, t_max: run.epochs * config.steps_per_epoch, eta_min: 0.0 };
+    let mut task = Seq2SeqTask { model, config, accuracy: Vec::new(), device: device.clone() };
+    let summary = fit(&mut task, &mut optimizer, &schedule, device, run)?;
+    Ok((task.model, Seq2SeqTaskReport { summary, accuracy_by_length: task.accuracy }))
 }
 
 fn write_accuracy_csv(path: &Path, rows: &[LengthAccuracy]) -> Result<()> {
@@ -449,36 +414,6 @@ fn write_accuracy_csv(path: &Path, rows: &[LengthAccuracy]) -> Result<()> {
         text += &format!("{},{},{}\n", r.length, r.exact_match, r.examples);
     }
     checkpoint::write_atomically(path, text.as_bytes())
-}
-
-fn save_task_model(
-    model: &TaskModel,
-    optimizer: &Adam,
-    config: &Seq2SeqTaskConfig,
-    dataset: &str,
-    epoch: usize,
-    step: u64,
-) -> Result<()> {
-    let mut arrays: Vec<_> = model.module().state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
-    arrays.extend(optimizer.state_dict().into_iter().map(|(n, a)| (format!("{OPTIMIZER_PREFIX}{n}"), a)));
-    let s = &config.size;
-    let extra = [
-        ("task", config.task_name().to_string()),
-        ("embed_dim", s.embed_dim.to_string()),
-        ("hidden_size", s.hidden_size.to_string()),
-        ("num_layers", s.num_layers.to_string()),
-        ("nhead", s.nhead.to_string()),
-        ("dim_feedforward", s.dim_feedforward.to_string()),
-        ("max_len", s.max_len.to_string()),
-    ];
-    let meta = CheckpointMeta {
-        model: config.model.name().into(),
-        dataset: dataset.into(),
-        epoch,
-        step,
-        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    };
-    checkpoint::save(&config.out_dir.join(CHECKPOINT_FILE), &arrays, &meta)
 }
 
 /// A model saved by [`train_seq2seq_task`], with its kind and task.
@@ -497,10 +432,7 @@ pub fn load_task_model(path: &Path, device: &Device) -> Result<(TaskModel, TaskM
         max_len: meta_value(&ck, "max_len")?,
     };
     let model = TaskModel::new(device, kind, &size)?;
-    let expected: Vec<(String, Vec<usize>)> =
-        model.module().state_dict().into_iter().map(|(n, t)| (n, t.shape())).collect();
-    ck.check_compatible(kind.name(), &expected)?;
-    model.module().load_state_dict(&ck.arrays, true)?;
+    checkpoint::load_model(&ck, kind.name(), model.module())?;
     model.module().eval();
     Ok((model, kind, task))
 }
@@ -558,17 +490,20 @@ pub fn length_sweep_plot(runs: &[(String, Vec<LengthAccuracy>)], path: &Path, ti
     draw_line_chart(&chart, path, (900, 560))
 }
 
-/// Trains each of `models` with `base` (its output folder becomes `base.out_dir/<model>`),
-/// evaluates each at `base.eval_lengths`, and draws `base.out_dir/length_sweep.png`.
+/// Trains each of `models` with `base` and `run` (each in `run.out_dir/<model>`), evaluates
+/// each at `base.eval_lengths`, and draws `run.out_dir/length_sweep.png`.
 pub fn length_sweep(
     base: &Seq2SeqTaskConfig,
     models: &[TaskModelKind],
+    run: &TrainerConfig,
     device: &Device,
 ) -> Result<Vec<(String, Vec<LengthAccuracy>)>> {
     let mut runs = Vec::with_capacity(models.len());
     for &kind in models {
-        let config = Seq2SeqTaskConfig { model: kind, out_dir: base.out_dir.join(kind.name()), ..base.clone() };
-        let (_, report) = train_seq2seq_task(&config, device)?;
+        let config = Seq2SeqTaskConfig { model: kind, ..base.clone() };
+        let model_run =
+            TrainerConfig { model_name: kind.name().into(), out_dir: run.out_dir.join(kind.name()), ..run.clone() };
+        let (_, report) = train_seq2seq_task(&config, &model_run, device)?;
         runs.push((kind.name().to_string(), report.accuracy_by_length));
     }
     let title = format!(
@@ -577,14 +512,14 @@ pub fn length_sweep(
         base.train_lengths.start(),
         base.train_lengths.end()
     );
-    length_sweep_plot(&runs, &base.out_dir.join("length_sweep.png"), &title)?;
+    length_sweep_plot(&runs, &run.out_dir.join("length_sweep.png"), &title)?;
     let mut text = String::from("model,length,exact_match,examples\n");
     for (label, acc) in &runs {
         for a in acc {
             text += &format!("{label},{},{},{}\n", a.length, a.exact_match, a.examples);
         }
     }
-    checkpoint::write_atomically(&base.out_dir.join("length_sweep.csv"), text.as_bytes())?;
+    checkpoint::write_atomically(&run.out_dir.join("length_sweep.csv"), text.as_bytes())?;
     Ok(runs)
 }
 

@@ -1,14 +1,14 @@
 //! Sequential MNIST, row by row: each 28x28 image is a sequence of 28 steps of 28 pixels, read
 //! by an LSTM or GRU whose last output goes through a linear layer to the 10 classes. The
-//! model maps images `[N, 1, 28, 28]` to logits, so the image trainer runs it unchanged (its
-//! outputs: `metrics.csv`, `loss.png`, `accuracy.png`, checkpoint, `summary.json`).
+//! model maps images `[N, 1, 28, 28]` to logits, so it trains as an image classifier.
 
+use crate::classifier::Classifier;
 use crate::data::select::ImageDatasetKind;
 use crate::data::{LoadOptions, Split};
 use crate::error::{Result, TrainError};
 use crate::loader::{DataLoader, LoaderConfig};
 use crate::summary::Summary;
-use crate::trainer::{train_classifier, TrainerConfig};
+use crate::trainer::{fit, TrainerConfig};
 use ferrograd_device::Device;
 use ferrograd_graph::error::GraphError;
 use ferrograd_graph::nn::recurrent::{CellKind, Recurrent, RecurrentConfig};
@@ -63,9 +63,7 @@ pub struct SeqMnistConfig {
     pub hidden_size: usize,
     pub num_layers: usize,
     pub batch_size: usize,
-    pub epochs: usize,
     pub lr: f64,
-    pub clip_grad_norm: Option<f64>,
     /// train on the first this many training images (`None`: all 60000)
     pub train_limit: Option<usize>,
     /// test on the first this many test images (`None`: all 10000)
@@ -73,25 +71,21 @@ pub struct SeqMnistConfig {
     /// MNIST's folder (`None`: the bundled data/mnist)
     pub data_dir: Option<PathBuf>,
     pub seed: u64,
-    pub out_dir: PathBuf,
 }
 
 impl SeqMnistConfig {
-    /// LSTM, 1 layer x 128, batch 64, Adam 1e-3, clipping at 1, all of MNIST.
-    pub fn new(cell: CellKind, out_dir: &Path) -> SeqMnistConfig {
+    /// LSTM, 1 layer x 128, batch 64, Adam 1e-3, all of MNIST.
+    pub fn new(cell: CellKind) -> SeqMnistConfig {
         SeqMnistConfig {
             cell,
             hidden_size: 128,
             num_layers: 1,
             batch_size: 64,
-            epochs: 1,
             lr: 1e-3,
-            clip_grad_norm: Some(1.0),
             train_limit: None,
             test_limit: None,
             data_dir: None,
             seed: 0,
-            out_dir: out_dir.to_path_buf(),
         }
     }
 
@@ -99,10 +93,18 @@ impl SeqMnistConfig {
     pub fn model_name(&self) -> String {
         format!("seq-{}", super::cell_name(self.cell))
     }
+
+    /// A run of `epochs` into `out_dir`, clipping the gradient norm at 1.
+    pub fn trainer(&self, epochs: usize, out_dir: &Path) -> TrainerConfig {
+        TrainerConfig {
+            clip_grad_norm: Some(1.0),
+            ..TrainerConfig::new(&self.model_name(), "mnist-rows", epochs, out_dir)
+        }
+    }
 }
 
-/// Trains row-by-row MNIST with the image trainer; returns its summary.
-pub fn train_seq_mnist(config: &SeqMnistConfig, device: &Device) -> Result<Summary> {
+/// Trains row-by-row MNIST as an image classifier through [`fit`]; returns its summary.
+pub fn train_seq_mnist(config: &SeqMnistConfig, run: &TrainerConfig, device: &Device) -> Result<Summary> {
     if config.batch_size == 0 {
         return Err(TrainError::Config("batch size must be at least 1".into()));
     }
@@ -116,7 +118,6 @@ pub fn train_seq_mnist(config: &SeqMnistConfig, device: &Device) -> Result<Summa
     manual_seed(config.seed);
     let model = SeqMnistModel::new(device, config.cell, config.hidden_size, config.num_layers)?;
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig { lr: config.lr, ..AdamConfig::default() });
-    let mut trainer = TrainerConfig::new(&config.model_name(), "mnist-rows", config.epochs, &config.out_dir);
-    trainer.clip_grad_norm = config.clip_grad_norm;
-    train_classifier(&model, &mut optimizer, &ConstantLr(config.lr), &train, Some(&test), device, &trainer)
+    let mut task = Classifier::new(&model, &train, Some(&test), device);
+    fit(&mut task, &mut optimizer, &ConstantLr(config.lr), device, run)
 }

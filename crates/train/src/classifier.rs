@@ -1,0 +1,114 @@
+//! Image classification as a [`TrainTask`]: any `Module` that maps `[N, C, H, W]` images to
+//! `[N, K]` logits, trained with cross-entropy (optionally label-smoothed) on a data loader's
+//! batches and evaluated on a test loader (loss and accuracy), by [`crate::trainer::fit`].
+
+use crate::error::{Result, TrainError};
+use crate::loader::{Batch, Batches, DataLoader};
+use crate::stats_window::StatsWindow;
+use crate::trainer::{Evaluation, StepOutput, TrainTask};
+use ferrograd_device::Device;
+use ferrograd_graph::functional::{cross_entropy, one_hot};
+use ferrograd_graph::nn::Module;
+use ferrograd_graph::{no_grad, Tensor};
+
+pub struct Classifier<'a> {
+    pub model: &'a dyn Module,
+    pub train: &'a DataLoader,
+    pub test: Option<&'a DataLoader>,
+    pub label_smoothing: f32,
+    pub device: Device,
+    batches: Option<Batches>,
+}
+
+impl<'a> Classifier<'a> {
+    pub fn new(model: &'a dyn Module, train: &'a DataLoader, test: Option<&'a DataLoader>, device: &Device) -> Self {
+        Classifier { model, train, test, label_smoothing: 0.0, device: device.clone(), batches: None }
+    }
+}
+
+impl TrainTask for Classifier<'_> {
+    fn model(&self) -> &dyn Module {
+        self.model
+    }
+
+    fn unit(&self) -> &'static str {
+        "images"
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.train.batches_per_epoch()
+    }
+
+    fn start_epoch(&mut self, epoch: usize) -> Result<()> {
+        self.batches = Some(self.train.epoch(epoch)?);
+        Ok(())
+    }
+
+    fn step(&mut self, _step: u64) -> Result<StepOutput> {
+        let batch = self.batches.as_mut().and_then(Iterator::next);
+        let batch = batch.ok_or_else(|| TrainError::Config("the loader ended before the epoch's last step".into()))?;
+        let (x, y) = upload(&batch, &self.device)?;
+        let logits = self.model.forward(&x)?;
+        let loss = cross_entropy(&logits, &y, self.label_smoothing)?;
+        let stats = {
+            let _no_grad = no_grad();
+            batch_stats(&logits.detach(), &loss.detach(), &y)?
+        };
+        Ok(StepOutput { loss, stats, examples: batch.len(), units: batch.len() })
+    }
+
+    fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> Result<Evaluation> {
+        self.batches = None;
+        let Some(test) = self.test else { return Ok(Evaluation::default()) };
+        let (loss, accuracy) = evaluate_with(self.model, test, &self.device, tick)?;
+        Ok(Evaluation { loss: Some(loss), accuracy: Some(accuracy) })
+    }
+}
+
+/// Mean loss and accuracy (a fraction) of `model` over every batch of `loader`, in eval mode
+/// without gradients; one GPU wait at the end.
+pub fn evaluate(model: &dyn Module, loader: &DataLoader, device: &Device) -> Result<(f64, f64)> {
+    evaluate_with(model, loader, device, &mut |_, _| {})
+}
+
+fn evaluate_with(
+    model: &dyn Module,
+    loader: &DataLoader,
+    device: &Device,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Result<(f64, f64)> {
+    model.eval();
+    let _no_grad = no_grad();
+    let mut window = StatsWindow::default();
+    let total = loader.batches_per_epoch();
+    for (i, batch) in loader.epoch(0)?.enumerate() {
+        let (x, y) = upload(&batch, device)?;
+        let logits = model.forward(&x)?;
+        let loss = cross_entropy(&logits, &y, 0.0)?;
+        window.add(&batch_stats(&logits, &loss, &y)?, batch.len())?;
+        tick(i + 1, total);
+    }
+    let (sums, n) = window.read()?;
+    let n = n.max(1) as f64;
+    Ok((sums.first().map_or(f64::NAN, |l| l / n), sums.get(1).map_or(f64::NAN, |c| c / n)))
+}
+
+fn upload(batch: &Batch, device: &Device) -> Result<(Tensor, Tensor)> {
+    let x = Tensor::from_f32(device, &batch.images, &batch.shape)?;
+    let y = Tensor::from_u32(device, &batch.labels, &[batch.len()])?;
+    Ok((x, y))
+}
+
+/// `[mean loss * n, number of correct predictions]` of a batch, on the device. A prediction
+/// is correct when the label's logit equals the row's maximum (all in f32: there is no
+/// u32-to-f32 cast kernel for comparing `argmax` with the labels).
+fn batch_stats(logits: &Tensor, mean_loss: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let n = labels.numel() as f32;
+    let shape = logits.shape();
+    if shape.len() != 2 {
+        return Err(TrainError::Config(format!("the model's output {shape:?} is not [N, classes] logits")));
+    }
+    let is_max = logits.eq_elementwise(&logits.max(&[1], true)?)?;
+    let correct = is_max.mul(&one_hot(labels, shape[1])?)?.sum_all()?;
+    Ok(Tensor::stack(&[&mean_loss.mul_scalar(n)?, &correct], 0)?)
+}
