@@ -145,25 +145,28 @@ impl Gemm {
         Gemm { label, m, n, k, kind: GemmKind::Plain }
     }
 
+    /// The shapes of A and B, the transposes, and whether the batch is summed.
+    fn layout(&self) -> (Vec<usize>, Vec<usize>, bool, bool, bool) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        match self.kind {
+            GemmKind::Plain => (vec![m, k], vec![k, n], false, false, false),
+            GemmKind::ConvForward { batch } => (vec![m, k], vec![batch, k, n / batch], false, false, false),
+            GemmKind::ConvWeightGrad { batch } => {
+                (vec![batch, m, k / batch], vec![batch, n, k / batch], false, true, true)
+            }
+            GemmKind::ConvInputGrad { batch } => (vec![k, m], vec![batch, k, n / batch], true, false, false),
+        }
+    }
+
     /// Random operands and the call that multiplies them as this GEMM's kind does.
     fn prepare(
         &self,
         device: &Device,
         rng: &mut Rng,
     ) -> anyhow::Result<impl Fn(Precision, Option<Variant>) -> ferrograd_device::Result<()>> {
-        let mut random = |shape: &[usize]| Array::from_f32(device, &rng.vec(shape.iter().product()), shape);
-        let (m, n, k) = (self.m, self.n, self.k);
-        // (a, b, transposes, batch sum)
-        let (a, b, ta, tb, sum) = match self.kind {
-            GemmKind::Plain => (random(&[m, k])?, random(&[k, n])?, false, false, false),
-            GemmKind::ConvForward { batch } => (random(&[m, k])?, random(&[batch, k, n / batch])?, false, false, false),
-            GemmKind::ConvWeightGrad { batch } => {
-                (random(&[batch, m, k / batch])?, random(&[batch, n, k / batch])?, false, true, true)
-            }
-            GemmKind::ConvInputGrad { batch } => {
-                (random(&[k, m])?, random(&[batch, k, n / batch])?, true, false, false)
-            }
-        };
+        let (sa, sb, ta, tb, sum) = self.layout();
+        let a = Array::from_f32(device, &rng.vec(sa.iter().product()), &sa)?;
+        let b = Array::from_f32(device, &rng.vec(sb.iter().product()), &sb)?;
         Ok(move |precision, variant| {
             if sum {
                 matmul_batch_sum_using(&a, &b, ta, tb, precision, variant).map(drop)
@@ -175,15 +178,8 @@ impl Gemm {
 
     /// The problem the kernel chooser sees for this GEMM.
     fn problem(&self) -> anyhow::Result<Problem> {
-        let (m, n, k) = (self.m, self.n, self.k);
-        Ok(match self.kind {
-            GemmKind::Plain => Problem::new(&[m, k], &[k, n], false, false)?,
-            GemmKind::ConvForward { batch } => Problem::new(&[m, k], &[batch, k, n / batch], false, false)?,
-            GemmKind::ConvWeightGrad { batch } => {
-                Problem::new(&[batch, m, k / batch], &[batch, n, k / batch], false, true)?
-            }
-            GemmKind::ConvInputGrad { batch } => Problem::new(&[k, m], &[batch, k, n / batch], true, false)?,
-        })
+        let (sa, sb, ta, tb, _) = self.layout();
+        Ok(Problem::new(&sa, &sb, ta, tb)?)
     }
 }
 
