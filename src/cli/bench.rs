@@ -98,6 +98,7 @@ pub enum Workload {
 pub enum VariantArg {
     Tile64,
     Tile128,
+    Tile128Vec4,
     Rows8,
 }
 
@@ -106,6 +107,7 @@ impl From<VariantArg> for Variant {
         match v {
             VariantArg::Tile64 => Variant::Tile64,
             VariantArg::Tile128 => Variant::Tile128,
+            VariantArg::Tile128Vec4 => Variant::Tile128Vec4,
             VariantArg::Rows8 => Variant::Rows8,
         }
     }

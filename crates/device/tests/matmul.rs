@@ -91,9 +91,10 @@ fn shape_picks_the_kernel_and_large_tiles_run_unforced() {
     // ResNet-18 conv1-like im2col GEMM: 64 output channels, small M -> 64x64 tiles
     assert_eq!(pick(&[64, 147], &[2, 147, 3136]), Variant::Tile64);
     assert_eq!(pick(&[100, 100], &[100, 100]), Variant::Tile64);
-    // 4 x 512 x 512: 64 tiles of 128x128
+    // 4 x 512 x 512: 64 tiles of 128x128, aligned to them (vec4 tiles), or not
     let (sa, sb) = (vec![4, 512, 40], vec![4, 40, 512]);
-    assert_eq!(pick(&sa, &sb), Variant::Tile128);
+    assert_eq!(pick(&sa, &sb), Variant::Tile128Vec4);
+    assert_eq!(pick(&[4, 512, 41], &[4, 41, 512]), Variant::Tile128);
     // LeNet's conv GEMMs: at most 16 output channels -> rows8
     assert_eq!(pick(&[16, 150], &[128, 150, 100]), Variant::Rows8);
     assert_eq!(pick(&[6, 25], &[128, 25, 784]), Variant::Rows8);
@@ -101,7 +102,7 @@ fn shape_picks_the_kernel_and_large_tiles_run_unforced() {
     let ctx = g.gpu_context().unwrap();
     let p = Problem::new(&sa, &sb, false, false).unwrap();
     let cpu = ctx.is_cpu_adapter();
-    let want = if cpu { Variant::Rows8 } else { Variant::Tile128 };
+    let want = if cpu { Variant::Rows8 } else { Variant::Tile128Vec4 };
     assert_eq!(pick_variant(ctx, Precision::F32, &p), want);
     let mut rng = Rng::new(13);
     check(&g, &mut rng, [sa, sb], (false, false), Precision::F32, None);
@@ -308,5 +309,30 @@ fn forced_tile_kernels_refuse_a_k_past_their_loop_budget_on_a_cpu_adapter() {
         if ctx.is_cpu_adapter() {
             assert_eq!(ctx.stats().dispatches, before, "{variant:?}: refused after dispatching");
         }
+    }
+}
+
+#[test]
+fn the_vec4_tile_kernel_takes_aligned_problems_only() {
+    let g = gpu();
+    let mut rng = Rng::new(19);
+    // batched, A shared by the batch, B shared by the batch; then a fused epilogue
+    let cases: [Case; 3] = [
+        (&[2], &[2], 128, 256, 64, (false, false)),
+        (&[], &[2], 256, 128, 24, (false, false)),
+        (&[3], &[], 128, 128, 8, (false, false)),
+    ];
+    for (ba, bb, m, n, k, t) in cases {
+        check(&g, &mut rng, shapes(ba, bb, m, n, k, t.0, t.1), t, Precision::F32, Some(Variant::Tile128Vec4));
+    }
+    let caps = g.gpu_context().unwrap().caps().clone();
+    // unaligned (N = 500) or transposed: the plain tiles, and forcing the vec4 ones is an error
+    for (sa, sb, tb) in [(vec![4, 512, 64], vec![4, 64, 500], false), (vec![4, 512, 64], vec![4, 512, 64], true)] {
+        let p = Problem::new(&sa, &sb, false, tb).unwrap();
+        assert_eq!(choose_variant(&caps, Precision::F32, &p), Variant::Tile128, "{sa:?} {sb:?} {tb}");
+        let a = Array::from_f32(&g, &rng.vec(sa.iter().product()), &sa).unwrap();
+        let b = Array::from_f32(&g, &rng.vec(sb.iter().product()), &sb).unwrap();
+        let err = matmul_using(&a, &b, false, tb, Precision::F32, Some(Variant::Tile128Vec4)).unwrap_err().to_string();
+        assert!(err.contains("tile128v"), "{err}");
     }
 }

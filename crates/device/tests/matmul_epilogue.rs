@@ -44,6 +44,10 @@ fn fused_bias_and_activation_match_the_reference() {
             runs.push((tile, cases[(i + t) % 3], activation, biases[(i + t + 1) % 3]));
         }
     }
+    // the vec4 tile kernel on a problem aligned to its tiles, both bias axes
+    let aligned: Case = (&[128, 16], &[2, 16, 128], (false, false));
+    runs.push((Variant::Tile128Vec4, aligned, Some(UnaryOp::Relu), Some(true)));
+    runs.push((Variant::Tile128Vec4, aligned, Some(UnaryOp::Sigmoid), Some(false)));
     for (variant, (sa, sb, (ta, tb)), activation, per_row) in runs {
         let (a, b) = (rng.vec(sa.iter().product()), rng.vec(sb.iter().product()));
         let m = if ta { sa[sa.len() - 1] } else { sa[sa.len() - 2] };

@@ -3,6 +3,8 @@
 //! Kernels (WGSL in `shaders/matmul*.wgsl`, assembled below):
 //! - `tile64`: 64x64 tile of C per workgroup, 4x4 per thread (small and skinny problems);
 //! - `tile128`: 128x128 tile, 8x8 per thread, register-blocked (large problems);
+//! - `tile128v`: the same shape with vec4 loads and no edge handling, for f32 problems
+//!   aligned to its tiles (`matmul_tiles_vec4.wgsl`, the probe's fastest kernel);
 //! - `rows8`: 8 rows x 256 columns per workgroup (64 invocations, 8x4 each), no workgroup
 //!   memory, the batch folded into the columns (small M such as the im2col GEMMs of narrow
 //!   convolutions, small batched products, and CPU adapters);
@@ -36,7 +38,13 @@ macro_rules! wgsl {
 /// The tile kernels with f32 inputs. WGSL has no includes: the shared body is appended here.
 pub static MATMUL: Shader = Shader {
     name: "matmul",
-    source: concat!(wgsl!("matmul"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
+    source: concat!(
+        wgsl!("matmul"),
+        wgsl!("matmul_common"),
+        wgsl!("matmul_tiles"),
+        wgsl!("matmul_tiles_vec4"),
+        wgsl!("matmul_rows")
+    ),
 };
 
 /// The tile kernels with f16 inputs (needs `SHADER_F16`).
@@ -67,7 +75,7 @@ pub const CPU_ADAPTER_MAX_K: usize = 65535;
 pub fn cpu_adapter_max_k(variant: Variant) -> usize {
     match variant {
         Variant::Rows8 => CPU_ADAPTER_MAX_K,
-        Variant::Tile64 | Variant::Tile128 | Variant::Coop => 49152,
+        Variant::Tile64 | Variant::Tile128 | Variant::Tile128Vec4 | Variant::Coop => 49152,
     }
 }
 
@@ -85,6 +93,7 @@ pub enum Precision {
 pub enum Variant {
     Tile64,
     Tile128,
+    Tile128Vec4,
     Coop,
     Rows8,
 }
@@ -94,7 +103,7 @@ impl Variant {
     pub fn tile(self) -> [usize; 2] {
         match self {
             Variant::Tile64 => [64, 64],
-            Variant::Tile128 | Variant::Coop => [128, 128],
+            Variant::Tile128 | Variant::Tile128Vec4 | Variant::Coop => [128, 128],
             Variant::Rows8 => [8, 256],
         }
     }
@@ -103,6 +112,7 @@ impl Variant {
         match self {
             Variant::Tile64 => "tile64",
             Variant::Tile128 => "tile128",
+            Variant::Tile128Vec4 => "tile128v",
             Variant::Coop => "coop",
             Variant::Rows8 => "rows8",
         }
@@ -175,6 +185,18 @@ pub fn coop_available(caps: &Caps) -> bool {
     caps.coop_matrix_f16 && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32
 }
 
+/// Whether `tile128v` can take `p`: neither side transposed, C tiled exactly by 128x128, K a
+/// multiple of 8, and every batch of A and B 16-byte aligned.
+pub fn vec4_tiles_fit(p: &Problem) -> bool {
+    !p.trans_a
+        && !p.trans_b
+        && p.m.is_multiple_of(128)
+        && p.n.is_multiple_of(128)
+        && p.k.is_multiple_of(8)
+        && p.a_stride.is_multiple_of(4)
+        && p.b_stride.is_multiple_of(4)
+}
+
 /// The precision actually used: Mixed needs f16 support.
 pub fn effective_precision(caps: &Caps, precision: Precision) -> Precision {
     if caps.f16 {
@@ -187,7 +209,8 @@ pub fn effective_precision(caps: &Caps, precision: Precision) -> Precision {
 /// The kernel the launcher picks on a GPU: cooperative matrices for Mixed where available;
 /// `rows8` when M is at most 16 (a 64-row tile would be mostly empty); 128x128 tiles when C
 /// is at least 128 in both directions and gives enough of them (64 workgroups) to fill a
-/// large GPU; else 64x64 tiles. On a CPU adapter see [`pick_variant`].
+/// large GPU, the vec4 ones where the problem is aligned to them; else 64x64 tiles. On a
+/// CPU adapter see [`pick_variant`].
 pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant {
     if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) {
         return Variant::Coop;
@@ -196,7 +219,11 @@ pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant
     if p.m <= 16 {
         Variant::Rows8
     } else if p.m >= 128 && p.n >= 128 && tiles128 >= 64 {
-        Variant::Tile128
+        if effective_precision(caps, precision) == Precision::F32 && vec4_tiles_fit(p) {
+            Variant::Tile128Vec4
+        } else {
+            Variant::Tile128
+        }
     } else {
         Variant::Tile64
     }
@@ -275,6 +302,17 @@ pub fn matmul_fused_using(
                     detail: format!(
                         "the cooperative-matrix kernel needs Precision::Mixed and an adapter with 16x16 \
                          f16 cooperative matrices and 32-wide subgroups ({precision:?} requested)"
+                    ),
+                });
+            }
+            if variant == Variant::Tile128Vec4 && !(precision == Precision::F32 && vec4_tiles_fit(&p)) {
+                return Err(DeviceError::Unsupported {
+                    kernel: NAME,
+                    detail: format!(
+                        "tile128v needs f32, no transposes, M and N multiples of 128 and K of 8 \
+                         ({precision:?}, shapes {:?} x {:?})",
+                        a.shape(),
+                        b.shape()
                     ),
                 });
             }
@@ -369,10 +407,12 @@ pub fn matmul_batch_sum_using(
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
+            // the cooperative-matrix and vec4 kernels have no batch sum: the plain tiles do it
             let variant = match variant.unwrap_or_else(|| pick_variant(g, Precision::F32, &p)) {
                 Variant::Coop => choose_variant(g.caps(), Precision::F32, &p),
                 v => v,
             };
+            let variant = if variant == Variant::Tile128Vec4 { Variant::Tile128 } else { variant };
             let per_split = p.batch.div_ceil(batch_sum_splits(g, variant, &p));
             check_loop_limit(g, variant, per_split * p.k, a, b)?;
             let splits = p.batch.div_ceil(per_split.max(1)).max(1);
