@@ -10,6 +10,7 @@ pub mod grid;
 pub mod loader;
 pub mod metrics;
 pub mod plot;
+pub mod preflight;
 pub mod progress;
 pub mod seq;
 pub mod summary;

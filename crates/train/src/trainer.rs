@@ -13,6 +13,7 @@ use crate::error::{Result, TrainError};
 use crate::loader::{Batch, DataLoader};
 use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::plot_training_curves;
+use crate::preflight;
 use crate::progress::Progress;
 use crate::summary::Summary;
 use ferrograd_device::Device;
@@ -43,6 +44,8 @@ pub struct TrainerConfig {
     pub read_every: usize,
     pub label_smoothing: f32,
     pub clip_grad_norm: Option<f64>,
+    /// on resume, start the optimizer afresh instead of requiring its state in the checkpoint
+    pub reset_optimizer: bool,
 }
 
 impl TrainerConfig {
@@ -56,6 +59,7 @@ impl TrainerConfig {
             read_every: 10,
             label_smoothing: 0.0,
             clip_grad_norm: None,
+            reset_optimizer: false,
         }
     }
 }
@@ -87,14 +91,19 @@ pub fn train_classifier(
     device: &Device,
     config: &TrainerConfig,
 ) -> Result<Summary> {
-    if config.read_every == 0 {
-        return Err(TrainError::Config("read_every must be at least 1".into()));
-    }
+    // everything that can be refused is refused before anything is written
+    config.validate()?;
+    optimizer.validate()?;
+    preflight::check_train_batch(model, train, device, config.label_smoothing)?;
+    let test = test.map(|t| preflight::fit_eval_batches(model, t, device)).transpose()?;
     std::fs::create_dir_all(&config.out_dir).map_err(|e| TrainError::io(&config.out_dir, e))?;
     let ckpt_path = config.out_dir.join(CHECKPOINT_FILE);
     let csv_path = config.out_dir.join(METRICS_FILE);
     let steps_per_epoch = train.batches_per_epoch();
     let mut progress = Progress::new(config.epochs, steps_per_epoch);
+    if let Some((_, Some(note))) = &test {
+        progress.message(note);
+    }
 
     let (start_epoch, mut step, seconds_before) = if config.resume {
         let (epoch, step, seconds) = resume(model, optimizer, device, config, &ckpt_path)?;
@@ -164,8 +173,8 @@ pub fn train_classifier(
         images_trained += epoch_acc.2;
         train_seconds += epoch_seconds;
 
-        let (test_loss, test_acc) = match test {
-            Some(loader) => evaluate(model, loader, device).map(|(l, a)| (Some(l), Some(a)))?,
+        let (test_loss, test_acc) = match &test {
+            Some((loader, _)) => evaluate(model, loader, device).map(|(l, a)| (Some(l), Some(a)))?,
             None => (None, None),
         };
         let n = epoch_acc.2.max(1) as f64;
@@ -328,7 +337,7 @@ fn resume(
     let expected: Vec<(String, Vec<usize>)> = model.state_dict().into_iter().map(|(n, t)| (n, t.shape())).collect();
     ck.check_compatible(&config.model_name, &expected)?;
     model.load_state_dict(&ck.arrays, true)?;
-    optimizer.load_state_dict(&optimizer_state)?;
+    preflight::restore_optimizer(optimizer, &optimizer_state, config.reset_optimizer, path)?;
     let seconds = ck.meta.extra.get("seconds").and_then(|s| s.parse().ok()).unwrap_or(0.0);
     Ok((ck.meta.epoch, ck.meta.step, seconds))
 }
