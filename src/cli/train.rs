@@ -57,19 +57,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Epochs (default: the model's recipe)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Examples per optimizer step (default: the recipe's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
     /// Peak learning rate (default: the recipe's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Optimizer (default: the recipe's)
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// SGD momentum
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
     /// Nesterov momentum for SGD
     #[arg(long)]
@@ -78,17 +78,17 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
     /// L2 weight decay (decoupled for adamw; default: the recipe's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Label smoothing of the cross-entropy loss, in [0, 1)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub label_smoothing: f32,
     /// Clip the gradient norm to this value each step
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip_grad_norm: Option<f64>,
     /// Truncated backpropagation through time for the character LM: characters per chunk; the
     /// state is carried from chunk to chunk and the graph cut between them (default 64)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub bptt: Option<usize>,
     /// Seed for weights, shuffling, augmentation and dropout
     #[arg(long, default_value_t = 0)]
@@ -102,8 +102,12 @@ pub struct TrainArgs {
     /// Continue from OUT/checkpoint.safetensors
     #[arg(long)]
     pub resume: bool,
-    /// Train on the first N training images only (quick runs)
+    /// With --resume: start the optimizer afresh when the checkpoint holds no (or another
+    /// optimizer's) state
     #[arg(long)]
+    pub reset_optimizer: bool,
+    /// Train on the first N training images only (quick runs)
+    #[arg(long, allow_negative_numbers = true)]
     pub limit: Option<usize>,
     /// Turn off random crops and flips (on by default for CIFAR-10)
     #[arg(long)]
@@ -189,6 +193,7 @@ fn schedule(kind: ScheduleKind, lr: f64, total_steps: usize) -> Box<dyn LrSchedu
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    super::flags::check(&args)?;
     if super::train_seq::handles(&args.dataset) {
         return super::train_seq::run(args);
     }
@@ -239,6 +244,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     let config = TrainerConfig {
         resume: args.resume,
+        reset_optimizer: args.reset_optimizer,
         label_smoothing: args.label_smoothing,
         clip_grad_norm: args.clip_grad_norm,
         ..TrainerConfig::new(&args.model, kind.name(), epochs, &out)
@@ -246,7 +252,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let summary =
         train_classifier(model.as_ref(), optimizer.as_mut(), schedule.as_ref(), &train, Some(&test), &device, &config)?;
     if let Some(reason) = &summary.stopped {
-        anyhow::bail!("training stopped: {reason} (last good checkpoint kept in {})", out.display());
+        anyhow::bail!("training stopped: {reason}");
     }
     println!(
         "done: test accuracy {:.2}%, final train loss {:.4}, {:.1} s, {:.0} images/s; outputs in {}",
