@@ -104,7 +104,7 @@ pub fn load(root: &Path, name: &str, opts: &ImageFolderOptions) -> Result<ImageD
         Some(hw) => hw,
         None => first_image_size(&samples[0].0)?,
     };
-    check_budget(root, samples.len(), [opts.channels, h + 2 * opts.load.pad, w + 2 * opts.load.pad])?;
+    check_budget(root, samples.len(), [opts.channels, h, w], opts.load.pad)?;
     let pixels = decode_all(&samples, opts.channels, (h, w), opts.resize.is_some())?;
     let labels = samples.iter().map(|s| s.1).collect();
     let load = LoadOptions { limit: None, ..opts.load.clone() };
@@ -122,19 +122,24 @@ pub fn load(root: &Path, name: &str, opts: &ImageFolderOptions) -> Result<ImageD
 /// `(height, width)` of the image at `path` from its header, refused when a side is 0 or
 /// larger than [`MAX_SIDE`].
 fn first_image_size(path: &Path) -> Result<(usize, usize)> {
-    let (w, h) = ImageReader::open(path)
-        .map_err(|e| TrainError::io(path, e))?
-        .into_dimensions()
-        .map_err(|e| TrainError::format(path, format!("cannot read image: {e}")))?;
+    let too_large = |declared: String| {
+        let what = format!("images with sides of 1..={MAX_SIDE} load (shrink or remove it)");
+        TrainError::format(path, format!("the header declares {declared}; {what}"))
+    };
+    let (w, h) =
+        ImageReader::open(path).map_err(|e| TrainError::io(path, e))?.into_dimensions().map_err(|e| match e {
+            image::ImageError::Limits(_) => too_large(format!("a size beyond the decoder's limits ({e})")),
+            e => TrainError::format(path, format!("cannot read image: {e}")),
+        })?;
     if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
-        return Err(TrainError::format(path, format!("the header declares {h}x{w}; sides of 1..={MAX_SIDE} load")));
+        return Err(too_large(format!("{h}x{w}")));
     }
     Ok((h as usize, w as usize))
 }
 
 /// Refuses one image of `[c, h, w]` over `image::Limits`' allocation limit, or `n` of them
-/// whose bytes and f32 copy would exceed [`DATASET_BUDGET_BYTES`].
-fn check_budget(root: &Path, n: usize, [c, h, w]: [usize; 3]) -> Result<()> {
+/// (with a border of `pad`) whose bytes and f32 copy would exceed [`DATASET_BUDGET_BYTES`].
+fn check_budget(root: &Path, n: usize, [c, h, w]: [usize; 3], pad: usize) -> Result<()> {
     let product = |xs: &[usize]| xs.iter().try_fold(1u64, |acc, &x| acc.checked_mul(x as u64));
     let max = Limits::default().max_alloc.unwrap_or(u64::MAX);
     if product(&[c, h, w]).is_none_or(|b| b > max) {
@@ -143,6 +148,7 @@ fn check_budget(root: &Path, n: usize, [c, h, w]: [usize; 3]) -> Result<()> {
             format!("one image of {c}x{h}x{w} is over the {max} bytes an image may take"),
         ));
     }
+    let (h, w) = (h.saturating_add(2 * pad), w.saturating_add(2 * pad));
     let bytes = product(&[n, c, h, w, 1 + 4]);
     match bytes {
         Some(b) if b <= DATASET_BUDGET_BYTES => Ok(()),
@@ -342,6 +348,18 @@ pub(crate) mod tests {
         assert_eq!(ds.image_shape(), [3, 2, 2]);
         let err = load(dir.path(), "toy", &rgb_options(None, None)).unwrap_err().to_string();
         assert!(err.contains("b/0.jpg") && err.contains("5x6"), "{err}");
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_image_limit_and_the_data_set_budget() {
+        let root = Path::new("pics");
+        assert!(check_budget(root, 50_000, [3, 32, 32], 2).is_ok());
+        let err = check_budget(root, 100_000, [3, 256, 256], 0).unwrap_err().to_string();
+        assert!(err.contains("pics: 100000 images of 3x256x256 need 91.6 GiB in memory, over the 8 GiB"), "{err}");
+        let err = check_budget(root, usize::MAX, [3, 4, 4], 0).unwrap_err().to_string();
+        assert!(err.contains("more than 16 EiB"), "{err}");
+        let err = check_budget(root, 1, [3, 20_000, 20_000], 0).unwrap_err().to_string();
+        assert!(err.contains("one image of 3x20000x20000 is over the 536870912 bytes"), "{err}");
     }
 
     #[test]
