@@ -88,7 +88,7 @@ pub fn load_binary(dir: &Path, split: Split, opts: &LoadOptions) -> Result<Image
 /// Appends the records of one batch file (`bytes`, the contents of `path`) to `labels` and
 /// `pixels`; nothing is appended when the file is malformed.
 pub fn parse_batch(path: &Path, bytes: &[u8], labels: &mut Vec<u32>, pixels: &mut Vec<u8>) -> Result<()> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(TrainError::format(
             path,
             format!("{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records", bytes.len()),
