@@ -12,10 +12,15 @@ use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
+    files_in("seeds", target)
+}
+
+/// The files of `fuzz/<kind>/<target>/`, in name order.
+fn files_in(kind: &str, target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz").join(kind).join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    assert!(!files.is_empty(), "no seeds in {}", dir.display());
+    assert!(!files.is_empty(), "no files in {}", dir.display());
     files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 
@@ -40,7 +45,7 @@ fn inputs(target: &str) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 40_000, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig { cases: 20_000, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 proptest! {
@@ -109,6 +114,17 @@ fn the_seeds_are_valid_files() {
     assert!(cifar::parse_batch(Path::new("s"), &seeds("cifar_batch")[0], &mut l, &mut p).is_ok());
     assert!(checkpoint::parse(Path::new("s"), &seeds("checkpoint")[0], &Device::Cpu).is_ok());
     assert_eq!(parse_metrics(Path::new("s"), std::str::from_utf8(&seeds("metrics_csv")[0]).unwrap()).unwrap().len(), 2);
-    let image = &seeds("image")[2]; // gray8.png, picked as an 8x8 grey PNG
+    let image = &seeds("image")[2]; // gray8.png.seed, picked as an 8x8 grey PNG
+    assert_eq!(image[0], 0);
     assert!(image_folder::decode_image(Path::new("s.png"), &image[1..], 1, (8, 8), false, &mut [0; 64]).is_ok());
+}
+
+/// Inputs the fuzz targets found slow or failing, replayed once each (`fuzz/regressions/`).
+#[test]
+fn fuzz_regressions_decode_or_fail_cleanly() {
+    // a JPEG declaring 2304x6144, shrunk to 5x7: a triangle filter alone took seconds
+    for bytes in files_in("regressions", "image") {
+        let mut dst = [0u8; 3 * 5 * 7];
+        let _ = image_folder::decode_image(Path::new("r.jpg"), &bytes[1..], 3, (5, 7), true, &mut dst);
+    }
 }

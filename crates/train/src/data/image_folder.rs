@@ -263,7 +263,14 @@ pub fn decode_image(
     let (max_h, max_w) = if resize { (MAX_SIDE, MAX_SIDE) } else { (h as u32, w as u32) };
     let mut img = reader(limits(max_h, max_w))?.decode().map_err(bad)?;
     if (img.height() as usize, img.width() as usize) != (h, w) {
-        img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
+        let (tw, th) = (w as u32, h as u32);
+        // A triangle filter's support grows with the scale, so shrinking a photo-sized image
+        // (or a forged header's) to a few pixels took seconds: area-average down to twice
+        // the size first, which costs one pass over the pixels.
+        if img.width() > 2 * tw || img.height() > 2 * th {
+            img = img.thumbnail_exact(img.width().min(2 * tw), img.height().min(2 * th));
+        }
+        img = img.resize_exact(tw, th, FilterType::Triangle);
     }
     let plane = h * w;
     if channels == 1 {
