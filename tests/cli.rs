@@ -1,41 +1,11 @@
 //! The `ferrograd` binary end to end, on lavapipe in CI: train a small run on a synthetic
 //! MNIST-format data set, then eval, predict, and the errors a user can cause.
 
+mod common;
+
+use common::{ferrograd, text, write_synthetic_mnist};
 use ferrograd_train::data::idx::encode_idx;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn ferrograd(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrograd"))
-        .args(args)
-        .current_dir(cwd)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the ferrograd binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// Digits drawn as a bright vertical bar whose column encodes the label.
-fn write_synthetic_mnist(dir: &Path, train: usize, test: usize) {
-    for (images, labels, n) in [
-        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", train),
-        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test),
-    ] {
-        let mut pixels = vec![0u8; n * 28 * 28];
-        let labels_data: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        for (i, &label) in labels_data.iter().enumerate() {
-            let col = 2 + 2 * label as usize;
-            for row in 4..24 {
-                pixels[i * 784 + row * 28 + col] = 255;
-            }
-        }
-        std::fs::write(dir.join(images), encode_idx(&[n, 28, 28], &pixels)).unwrap();
-        std::fs::write(dir.join(labels), encode_idx(&[n], &labels_data)).unwrap();
-    }
-}
+use std::process::Command;
 
 #[test]
 fn train_eval_and_predict_run_end_to_end() {

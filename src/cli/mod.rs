@@ -3,6 +3,7 @@
 mod bench;
 mod devices;
 mod eval;
+mod flags;
 mod models;
 mod predict;
 pub mod runtime_dir;

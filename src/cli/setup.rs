@@ -66,6 +66,13 @@ pub fn restore(path: &Path, device: &Device, data_dir: Option<&Path>) -> anyhow:
             path.display()
         );
     }
+    if checkpoint.meta.extra.contains_key("vocab") {
+        bail!(
+            "{}: a checkpoint of the character language model {name}, not of an image model; \
+             `ferrograd sample --checkpoint {0}` generates text from it",
+            path.display()
+        );
+    }
     let kind = ImageDatasetKind::parse(&checkpoint.meta.dataset)
         .with_context(|| format!("{}: the data set it was trained on", path.display()))?;
     let pad = padding_for(&name, kind, data_dir)?;

@@ -65,19 +65,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Epochs (default: the model's recipe)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Examples per optimizer step (default: the recipe's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
     /// Peak learning rate (default: the recipe's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Optimizer (default: the recipe's)
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// SGD momentum
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
     /// Nesterov momentum for SGD
     #[arg(long)]
@@ -86,17 +86,17 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
     /// L2 weight decay (decoupled for adamw; default: the recipe's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Label smoothing of the cross-entropy loss, in [0, 1)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub label_smoothing: f32,
     /// Clip the gradient norm to this value each step
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip_grad_norm: Option<f64>,
     /// Truncated backpropagation through time for the character LM: characters per chunk; the
     /// state is carried from chunk to chunk and the graph cut between them (default 64)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub bptt: Option<usize>,
     /// Seed for weights, shuffling, augmentation and dropout
     #[arg(long, default_value_t = 0)]
@@ -118,8 +118,12 @@ pub struct TrainArgs {
     /// --resume continues the run
     #[arg(long)]
     pub pause_after: Option<usize>,
-    /// Train on the first N training images only (quick runs)
+    /// With --resume: start the optimizer afresh when the checkpoint holds no (or another
+    /// optimizer's) state
     #[arg(long)]
+    pub reset_optimizer: bool,
+    /// Train on the first N training images only (quick runs)
+    #[arg(long, allow_negative_numbers = true)]
     pub limit: Option<usize>,
     /// Turn off random crops and flips (on by default for CIFAR-10)
     #[arg(long)]
@@ -214,7 +218,7 @@ pub enum TaskKind {
 }
 
 /// Flags every task uses.
-const COMMON_FLAGS: [&str; 12] = [
+const COMMON_FLAGS: [&str; 13] = [
     "model",
     "dataset",
     "epochs",
@@ -227,6 +231,7 @@ const COMMON_FLAGS: [&str; 12] = [
     "resume",
     "overwrite",
     "pause_after",
+    "reset_optimizer",
 ];
 
 impl TaskKind {
@@ -332,6 +337,7 @@ fn run_folder(args: &TrainArgs, model: &str) -> RunFolder {
 
 /// Trains what `args` name; `given` holds the ids of the flags given on the command line.
 pub fn run(args: TrainArgs, given: &[String]) -> anyhow::Result<()> {
+    super::flags::check(&args)?;
     let task = TaskKind::of(&args.dataset);
     check_flags(task, &args.dataset, given)?;
     let model = args.model.clone().unwrap_or_else(|| task.default_model().to_string());
@@ -389,6 +395,7 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()
     );
     let config = TrainerConfig {
         existing: folder.existing,
+        reset_optimizer: args.reset_optimizer,
         clip_grad_norm: args.clip_grad_norm,
         pause_after: args.pause_after,
         ..TrainerConfig::new(model, kind.name(), epochs, &folder.out)
@@ -402,7 +409,7 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()
 /// The closing line of a run, or the error of one that stopped.
 pub fn report(summary: &Summary, out: &std::path::Path) -> anyhow::Result<()> {
     if let Some(reason) = &summary.stopped {
-        anyhow::bail!("training stopped: {reason} (outputs in {})", out.display());
+        anyhow::bail!("training stopped: {reason}");
     }
     let plural = if summary.epochs == 1 { "" } else { "s" };
     let mut line = format!("done: {} epoch{plural}", summary.epochs);

@@ -41,12 +41,16 @@ impl Device {
         Ok(Device::Gpu(ctx))
     }
 
-    /// `"cpu"`, `"gpu"` (best adapter) or `"gpu:NAME"` (adapter whose name contains NAME).
+    /// `"cpu"`, `"gpu"` (best adapter) or `"gpu:NAME"` (adapter whose name contains NAME);
+    /// anything else is an error saying which forms there are.
     pub fn parse(spec: &str) -> Result<Device> {
         match spec {
             "cpu" => Ok(Device::Cpu),
             "gpu" | "" => Device::gpu(),
-            s => Device::gpu_named(Some(s.strip_prefix("gpu:").unwrap_or(s))),
+            s => match s.strip_prefix("gpu:") {
+                Some(name) if !name.is_empty() => Device::gpu_named(Some(name)),
+                _ => Err(crate::error::DeviceError::UnknownDevice { spec: s.to_string() }),
+            },
         }
     }
 
@@ -124,5 +128,20 @@ impl std::fmt::Debug for Device {
 impl PartialEq for Device {
     fn eq(&self, other: &Self) -> bool {
         self.same(other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_device_specs_name_the_forms_there_are() {
+        for spec in ["tpu", "gpu:", "cuda:0"] {
+            let err = Device::parse(spec).unwrap_err().to_string();
+            assert!(err.contains(&format!("unknown device {spec:?}")) && err.contains("gpu:NAME"), "{err}");
+            assert!(!err.contains("Vulkan driver"), "{err}");
+        }
+        assert!(Device::parse("cpu").unwrap() == Device::Cpu);
     }
 }

@@ -14,8 +14,16 @@ pub enum DeviceError {
     TooLarge { kernel: &'static str, bytes: u64, limit: u64, shape: Vec<usize> },
     #[error("{kernel}: out of GPU memory allocating {bytes} bytes")]
     OutOfMemory { kernel: &'static str, bytes: u64 },
-    #[error("no GPU adapter found{detail} (install a Vulkan driver, e.g. Mesa's lavapipe: `apt-get install mesa-vulkan-drivers`)")]
-    NoAdapter { detail: String },
+    #[error(
+        "no GPU adapter found (install a Vulkan driver, e.g. Mesa's lavapipe: `apt-get install mesa-vulkan-drivers`)"
+    )]
+    NoAdapter,
+    #[error(
+        "no GPU adapter whose name contains {want:?}; the adapters are {names:?} (`ferrograd devices` lists them)"
+    )]
+    NoMatchingAdapter { want: String, names: Vec<String> },
+    #[error("unknown device {spec:?}: expected gpu (the best adapter), gpu:NAME (the adapter whose name contains NAME) or cpu")]
+    UnknownDevice { spec: String },
     #[error("{kernel}: not supported on this adapter: {detail}")]
     Unsupported { kernel: &'static str, detail: String },
     #[error("{context}: wgpu error: {message}")]

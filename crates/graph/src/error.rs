@@ -23,6 +23,9 @@ pub enum GraphError {
     /// `load_state_dict` / optimizer state: missing or unexpected names, shape mismatches.
     #[error("load_state_dict: {0}")]
     StateDict(String),
+    /// A numeric setting (learning rate, momentum, ...) outside its range.
+    #[error(transparent)]
+    OutOfRange(#[from] crate::range::OutOfRange),
 }
 
 pub type Result<T, E = GraphError> = std::result::Result<T, E>;

@@ -88,6 +88,41 @@ fn load_state_dict_copies_values_and_reports_problems() {
 }
 
 #[test]
+fn load_state_dict_refuses_other_dtypes_and_non_finite_values() {
+    let (a, b) = (net(&Device::Cpu), net(&Device::Cpu));
+    let state: Vec<(String, Array)> = a.state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
+    let values = |m: &Net| -> Vec<Vec<f64>> { m.state_dict().iter().map(|(_, t)| t.to_vec_f64().unwrap()).collect() };
+    let before = values(&b);
+    let (name, shape) = (state[7].0.clone(), state[7].1.shape().to_vec());
+    assert_eq!(name, "fc.weight");
+    let n: usize = shape.iter().product();
+
+    let mut as_u32 = state.clone();
+    as_u32[7].1 = Array::from_u32(&Device::Cpu, &vec![3; n], &shape).unwrap();
+    let err = b.load_state_dict(&as_u32, true).unwrap_err().to_string();
+    assert!(err.contains("fc.weight: dtype U32 in the state, F32 in the module"), "{err}");
+    let mut with_nan = state.clone();
+    let mut data = vec![0.5f32; n];
+    data[2] = f32::NAN;
+    data[5] = f32::INFINITY;
+    with_nan[7].1 = Array::from_f32(&Device::Cpu, &data, &shape).unwrap();
+    let err = b.load_state_dict(&with_nan, true).unwrap_err().to_string();
+    assert!(err.contains(&format!("fc.weight: 2 of its {n} values are NaN or infinite")), "{err}");
+    let err = b.load_state_dict_converting(&with_nan, true).unwrap_err().to_string();
+    assert!(err.contains("NaN"), "{err}");
+    assert_eq!(values(&b), before, "a refused load changed the module");
+
+    // asked for, a conversion that keeps every value loads; one that would round does not
+    b.load_state_dict_converting(&as_u32, true).unwrap();
+    assert_eq!(b.state_dict()[7].1.to_vec_f64().unwrap(), vec![3.0; n]);
+    assert_eq!(b.state_dict()[7].1.dtype(), DType::F32);
+    let mut big = state.clone();
+    big[7].1 = Array::from_u32(&Device::Cpu, &vec![16_777_217; n], &shape).unwrap();
+    let err = b.load_state_dict_converting(&big, true).unwrap_err().to_string();
+    assert!(err.contains("fc.weight: 16777217 (U32) does not convert exactly to F32"), "{err}");
+}
+
+#[test]
 fn default_init_stays_within_pytorch_bounds() {
     manual_seed(3);
     let lin = Linear::new(&Device::Cpu, 50, 20, true).unwrap();

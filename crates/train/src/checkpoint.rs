@@ -135,10 +135,15 @@ pub struct Checkpoint {
 /// Loads a checkpoint onto `device`.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    parse(path, &bytes, device)
+}
+
+/// A checkpoint from `bytes`, the contents of `path`, onto `device`.
+pub fn parse(path: &Path, bytes: &[u8], device: &Device) -> Result<Checkpoint> {
     let bad = |e: safetensors::SafeTensorError| TrainError::format(path, format!("not a valid safetensors file: {e}"));
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
     let meta = CheckpointMeta::from_header(path, header.metadata().as_ref())?;
-    let st = SafeTensors::deserialize(&bytes).map_err(bad)?;
+    let st = SafeTensors::deserialize(bytes).map_err(bad)?;
     let mut arrays = Vec::new();
     for (name, view) in st.tensors() {
         let shape = view.shape().to_vec();

@@ -4,11 +4,13 @@
 
 use crate::error::{Result, TrainError};
 use crate::loader::{Batch, Batches, DataLoader};
+use crate::preflight;
 use crate::stats_window::StatsWindow;
 use crate::trainer::{Evaluation, StepOutput, TrainTask};
 use ferrograd_device::Device;
 use ferrograd_graph::functional::{cross_entropy, one_hot};
 use ferrograd_graph::nn::Module;
+use ferrograd_graph::range::Allowed;
 use ferrograd_graph::{no_grad, Tensor};
 
 pub struct Classifier<'a> {
@@ -18,11 +20,21 @@ pub struct Classifier<'a> {
     pub label_smoothing: f32,
     pub device: Device,
     batches: Option<Batches>,
+    /// the test set in batches that fit the device, where `test`'s do not (preflight)
+    fitted_test: Option<DataLoader>,
 }
 
 impl<'a> Classifier<'a> {
     pub fn new(model: &'a dyn Module, train: &'a DataLoader, test: Option<&'a DataLoader>, device: &Device) -> Self {
-        Classifier { model, train, test, label_smoothing: 0.0, device: device.clone(), batches: None }
+        Classifier {
+            model,
+            train,
+            test,
+            label_smoothing: 0.0,
+            device: device.clone(),
+            batches: None,
+            fitted_test: None,
+        }
     }
 }
 
@@ -37,6 +49,17 @@ impl TrainTask for Classifier<'_> {
 
     fn steps_per_epoch(&self) -> usize {
         self.train.batches_per_epoch()
+    }
+
+    fn preflight(&mut self) -> Result<Option<String>> {
+        Allowed::Fraction.check("label_smoothing", self.label_smoothing as f64)?;
+        preflight::check_train_batch(self.model, self.train, &self.device, self.label_smoothing)?;
+        let Some(test) = self.test else { return Ok(None) };
+        let (fitted, note) = preflight::fit_eval_batches(self.model, test, &self.device)?;
+        if note.is_some() {
+            self.fitted_test = Some(fitted);
+        }
+        Ok(note)
     }
 
     fn start_epoch(&mut self, epoch: usize) -> Result<()> {
@@ -59,7 +82,7 @@ impl TrainTask for Classifier<'_> {
 
     fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> Result<Evaluation> {
         self.batches = None;
-        let Some(test) = self.test else { return Ok(Evaluation::default()) };
+        let Some(test) = self.fitted_test.as_ref().or(self.test) else { return Ok(Evaluation::default()) };
         let (loss, accuracy) = evaluate_with(self.model, test, &self.device, tick)?;
         Ok(Evaluation { loss: Some(loss), accuracy: Some(accuracy) })
     }

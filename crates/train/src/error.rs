@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    /// `cause` is shown in the message and deliberately not a `source()`, so that printing
+    /// the chain (`{:#}`) does not show it twice.
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
     /// A file whose contents are not what its format requires.
     #[error("{}: {detail}", path.display())]
     Format { path: PathBuf, detail: String },
@@ -20,6 +22,12 @@ pub enum TrainError {
     CheckpointMismatch { path: PathBuf, detail: String },
     #[error("plot {}: {detail}", path.display())]
     Plot { path: PathBuf, detail: String },
+    /// A numeric setting outside its range; it names the setting and the allowed values.
+    #[error(transparent)]
+    OutOfRange(#[from] ferrograd_graph::range::OutOfRange),
+    /// An array too large for the device at this batch size; names what to change.
+    #[error("{0}")]
+    BatchTooLarge(String),
     #[error(transparent)]
     Device(#[from] ferrograd_device::DeviceError),
     #[error(transparent)]
@@ -30,7 +38,7 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 
 impl TrainError {
     pub fn io(path: &Path, source: std::io::Error) -> TrainError {
-        TrainError::Io { path: path.to_path_buf(), source }
+        TrainError::Io { path: path.to_path_buf(), cause: source }
     }
 
     pub fn format(path: &Path, detail: impl Into<String>) -> TrainError {

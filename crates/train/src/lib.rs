@@ -11,6 +11,7 @@ pub mod grid;
 pub mod loader;
 pub mod metrics;
 pub mod plot;
+pub mod preflight;
 pub mod progress;
 pub mod run_dir;
 pub mod seq;

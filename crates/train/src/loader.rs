@@ -79,6 +79,9 @@ impl DataLoader {
         if config.prefetch == 0 {
             return Err(TrainError::Config("prefetch must be at least 1 batch".into()));
         }
+        if dataset.is_empty() {
+            return Err(TrainError::Config(format!("the data set {} holds no examples", dataset.name)));
+        }
         if config.augmentation.crop_pad > 0 && dataset.normalization.mean.len() != dataset.channels {
             return Err(TrainError::Config(format!(
                 "{}: normalisation has {} channels, images {}",
@@ -92,6 +95,11 @@ impl DataLoader {
 
     pub fn dataset(&self) -> &ImageDataset {
         &self.dataset
+    }
+
+    /// The same data and settings in batches of `batch_size`.
+    pub fn with_batch_size(&self, batch_size: usize) -> Result<DataLoader> {
+        DataLoader::new(self.dataset.clone(), LoaderConfig { batch_size, ..self.config.clone() })
     }
 
     pub fn config(&self) -> &LoaderConfig {
@@ -317,5 +325,14 @@ mod tests {
         assert!(it.next().is_some());
         drop(it); // must not hang on the blocked sender
         assert!(DataLoader::new(indexed_dataset(1), LoaderConfig::train(0, 0)).is_err());
+    }
+
+    #[test]
+    fn an_empty_data_set_is_an_error_and_batch_sizes_can_change() {
+        let err = DataLoader::new(indexed_dataset(0), LoaderConfig::train(4, 0)).err().unwrap().to_string();
+        assert_eq!(err, "invalid option: the data set idx holds no examples");
+        let loader = DataLoader::new(indexed_dataset(10), LoaderConfig::eval(4)).unwrap();
+        let smaller = loader.with_batch_size(3).unwrap();
+        assert_eq!((smaller.batches_per_epoch(), smaller.config().shuffle), (4, false));
     }
 }

@@ -5,7 +5,7 @@
 use crate::error::{Result, TrainError};
 use crate::tfevents::EventWriter;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const CSV_HEADER: &str = "epoch,step,train_loss,train_acc,test_loss,test_acc,lr,throughput,seconds";
@@ -82,16 +82,20 @@ impl MetricsRow {
 
 /// Reads every row of a metrics CSV.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
-    let file = File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    parse_metrics(path, &text)
+}
+
+/// The rows of `text`, the contents of the `metrics.csv` at `path`.
+pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricsRow>> {
     let mut rows = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| TrainError::io(path, e))?;
+    for (i, line) in text.lines().enumerate() {
         if i == 0 {
             if line.trim() != CSV_HEADER {
                 return Err(TrainError::format(path, format!("header {line:?}, expected {CSV_HEADER:?}")));
             }
         } else if !line.trim().is_empty() {
-            rows.push(MetricsRow::from_csv(path, i + 1, &line)?);
+            rows.push(MetricsRow::from_csv(path, i + 1, line)?);
         }
     }
     Ok(rows)

@@ -10,6 +10,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::error::{Result, TrainError};
 use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::plot_training_curves;
+use crate::preflight;
 use crate::progress::Progress;
 use crate::run_dir::{self, Existing};
 use crate::stats_window::StatsWindow;
@@ -47,6 +48,8 @@ pub struct TrainerConfig {
     /// end after this many epochs (counted from the start of the run), as though interrupted:
     /// the schedule still spans `epochs`, and a resume continues it
     pub pause_after: Option<usize>,
+    /// on resume, start the optimizer afresh instead of requiring its state in the checkpoint
+    pub reset_optimizer: bool,
 }
 
 impl TrainerConfig {
@@ -60,6 +63,7 @@ impl TrainerConfig {
             read_every: 10,
             clip_grad_norm: None,
             pause_after: None,
+            reset_optimizer: false,
         }
     }
 }
@@ -97,6 +101,11 @@ pub trait TrainTask {
     /// What the throughput counts, plural: "images", "characters", "sequences".
     fn unit(&self) -> &'static str;
     fn steps_per_epoch(&self) -> usize;
+    /// Checks made before anything is written (say, that a batch fits the device); may
+    /// return a note for the progress output.
+    fn preflight(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Called before the first step of epoch `epoch` (0-based).
     fn start_epoch(&mut self, epoch: usize) -> Result<()>;
     /// The forward pass of optimizer step `step` (0-based, counted over the whole run).
@@ -134,6 +143,10 @@ pub fn fit(
     device: &Device,
     config: &TrainerConfig,
 ) -> Result<Summary> {
+    // everything that can be refused is refused before anything is written
+    config.validate()?;
+    optimizer.validate()?;
+    let note = task.preflight()?;
     let steps_per_epoch = task.steps_per_epoch();
     if config.read_every == 0 || steps_per_epoch == 0 {
         return Err(TrainError::Config(format!(
@@ -146,6 +159,9 @@ pub fn fit(
     let mut progress = Progress::new(config.epochs, steps_per_epoch, task.unit());
     for path in removed {
         progress.message(&format!("removed {}, left by a checkpoint write that was killed", path.display()));
+    }
+    if let Some(note) = note {
+        progress.message(&note);
     }
     let ckpt_path = dir.join(CHECKPOINT_FILE);
     let csv_path = dir.join(METRICS_FILE);
@@ -350,7 +366,7 @@ fn resume(
     let optimizer_state = ck.take_prefixed(OPTIMIZER_PREFIX);
     let task_arrays = ck.take_prefixed(TASK_PREFIX);
     checkpoint::load_model(&ck, &config.model_name, task.model())?;
-    optimizer.load_state_dict(&optimizer_state)?;
+    preflight::restore_optimizer(optimizer, &optimizer_state, config.reset_optimizer, &path)?;
     let number = |key: &str| -> Result<f64> {
         let raw =
             ck.meta.extra.get(key).ok_or_else(|| TrainError::format(&path, format!("metadata has no {key:?}")))?;

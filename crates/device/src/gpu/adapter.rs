@@ -98,12 +98,16 @@ pub fn list_adapters() -> Vec<AdapterReport> {
 /// Best adapter: the one whose name contains `want` (case-insensitive) if given,
 /// else discrete, integrated, virtual, other, CPU (lavapipe), in that order.
 pub(crate) fn pick(adapters: Vec<wgpu::Adapter>, want: Option<&str>) -> Result<wgpu::Adapter> {
+    if adapters.is_empty() {
+        return Err(DeviceError::NoAdapter);
+    }
     let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
     if let Some(w) = want {
         let w = w.to_lowercase();
-        return adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&w)).ok_or_else(|| {
-            DeviceError::NoAdapter { detail: format!(" whose name contains {w:?} (adapters: {names:?})") }
-        });
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&w))
+            .ok_or_else(|| DeviceError::NoMatchingAdapter { want: w.clone(), names: names.clone() });
     }
     use wgpu::DeviceType as D;
     let rank = |t: D| match t {
@@ -113,10 +117,7 @@ pub(crate) fn pick(adapters: Vec<wgpu::Adapter>, want: Option<&str>) -> Result<w
         D::Other => 3,
         D::Cpu => 4,
     };
-    adapters
-        .into_iter()
-        .min_by_key(|a| rank(a.get_info().device_type))
-        .ok_or(DeviceError::NoAdapter { detail: String::new() })
+    adapters.into_iter().min_by_key(|a| rank(a.get_info().device_type)).ok_or(DeviceError::NoAdapter)
 }
 
 /// Features we use when the adapter has them.

@@ -120,9 +120,16 @@ pub trait Module: Send + Sync {
 
     /// Copy values into this module's parameters and buffers (moved to their device).
     /// With `strict`, names missing from `state` or not in the module are an error; shape
-    /// mismatches always are. Nothing is changed when an error is returned.
+    /// mismatches, dtypes other than the tensor's, and NaN or infinite values always are.
+    /// Nothing is changed when an error is returned.
     fn load_state_dict(&self, state: &[(String, Array)], strict: bool) -> Result<()> {
-        load_into(&self.state_dict(), state, strict)
+        load_into(&self.state_dict(), state, strict, false)
+    }
+
+    /// `load_state_dict` that converts a dtype other than the tensor's when every value
+    /// converts exactly (f16 into f32, whole numbers into u32, ...).
+    fn load_state_dict_converting(&self, state: &[(String, Array)], strict: bool) -> Result<()> {
+        load_into(&self.state_dict(), state, strict, true)
     }
 
     /// Number of trainable values.
@@ -177,8 +184,10 @@ pub fn prefixed(prefix: &str, entries: Vec<(String, Tensor)>) -> Vec<(String, Te
     entries.into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)).collect()
 }
 
-/// Check `state` against `targets` (names, shapes), then copy it in.
-pub fn load_into(targets: &[(String, Tensor)], state: &[(String, Array)], strict: bool) -> Result<()> {
+/// Check `state` against `targets` (names, shapes, dtypes, finite values), then copy it in.
+/// A dtype other than the target's is refused unless `convert` is set and every value
+/// survives the conversion exactly.
+pub fn load_into(targets: &[(String, Tensor)], state: &[(String, Array)], strict: bool, convert: bool) -> Result<()> {
     let mut problems = Vec::new();
     let mut updates = Vec::new();
     for (name, t) in targets {
@@ -188,7 +197,10 @@ pub fn load_into(targets: &[(String, Tensor)], state: &[(String, Array)], strict
             Some((_, a)) if a.shape() != t.shape().as_slice() => {
                 problems.push(format!("{name}: shape {:?} in the state, {:?} in the module", a.shape(), t.shape()))
             }
-            Some((_, a)) => updates.push((t, a)),
+            Some((_, a)) => match check_values(name, a, t.dtype(), convert)? {
+                Some(problem) => problems.push(problem),
+                None => updates.push((t, a)),
+            },
         }
     }
     if strict {
@@ -202,13 +214,45 @@ pub fn load_into(targets: &[(String, Tensor)], state: &[(String, Array)], strict
         return Err(GraphError::StateDict(problems.join("; ")));
     }
     for (t, a) in updates {
-        t.set_data(convert(a, &t.device(), t.dtype())?);
+        t.set_data(to_dtype(a, &t.device(), t.dtype())?);
     }
     Ok(())
 }
 
-/// `a` on `device` as `dtype` (loading happens rarely, so a host round trip is fine).
-fn convert(a: &Array, device: &Device, dtype: DType) -> Result<Array> {
+/// What is wrong with loading `a` into a tensor of `dtype`, if anything: a different dtype
+/// (unless `convert` and lossless), or values that are NaN or infinite.
+fn check_values(name: &str, a: &Array, dtype: DType, convert: bool) -> Result<Option<String>> {
+    if a.dtype() != dtype && !convert {
+        return Ok(Some(format!(
+            "{name}: dtype {:?} in the state, {dtype:?} in the module (a lossless conversion must be asked for)",
+            a.dtype()
+        )));
+    }
+    // loading happens rarely, so reading every array back once is fine
+    let values = a.to_f64_vec()?;
+    let non_finite = values.iter().filter(|v| !v.is_finite()).count();
+    if non_finite > 0 {
+        return Ok(Some(format!("{name}: {non_finite} of its {} values are NaN or infinite", values.len())));
+    }
+    if a.dtype() != dtype {
+        if let Some(v) = values.iter().find(|&&v| !survives(v, dtype)) {
+            return Ok(Some(format!("{name}: {v} ({:?}) does not convert exactly to {dtype:?}", a.dtype())));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `v` is exactly representable in `dtype`.
+fn survives(v: f64, dtype: DType) -> bool {
+    match dtype {
+        DType::F32 => (v as f32) as f64 == v,
+        DType::F16 => half::f16::from_f64(v).to_f64() == v,
+        DType::U32 => v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v),
+    }
+}
+
+/// `a` on `device` as `dtype`, its values already checked to survive the conversion.
+fn to_dtype(a: &Array, device: &Device, dtype: DType) -> Result<Array> {
     if a.dtype() == dtype {
         return crate::tensor::owned_copy(a, device);
     }

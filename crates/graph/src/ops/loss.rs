@@ -23,6 +23,7 @@ fn rows(op: &'static str, scores: &Tensor, targets: &Tensor) -> Result<(Tensor, 
 
 /// Per-sample cross-entropy `[N]` of logits `[N, C]` against u32 targets `[N]`.
 pub fn cross_entropy_per_sample(logits: &Tensor, targets: &Tensor, label_smoothing: f32) -> Result<Tensor> {
+    crate::range::Allowed::Fraction.check("label_smoothing", label_smoothing as f64)?;
     let (logits, t) = rows("cross_entropy", logits, targets)?;
     let (loss, log_probs) = ce_kernel(&logits.data(), &t, label_smoothing)?;
     Ok(Tensor::from_op("cross_entropy", loss, &[&logits], move |g, _| {

@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 use crate::optim::{state_entry, state_step, step_array, Optimizer};
+use crate::range::{Allowed, OutOfRange};
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::optim::{adam_step, AdamParams};
 use ferrograd_device::Array;
@@ -13,6 +14,17 @@ pub struct AdamConfig {
     pub betas: (f64, f64),
     pub eps: f64,
     pub weight_decay: f64,
+}
+
+impl AdamConfig {
+    /// Every setting finite and in range: lr and weight decay >= 0, betas in [0, 1), eps > 0.
+    pub fn validate(&self) -> std::result::Result<(), OutOfRange> {
+        Allowed::NonNegative.check("lr", self.lr)?;
+        Allowed::Fraction.check("beta1", self.betas.0)?;
+        Allowed::Fraction.check("beta2", self.betas.1)?;
+        Allowed::Positive.check("eps", self.eps)?;
+        Allowed::NonNegative.check("weight_decay", self.weight_decay)
+    }
 }
 
 impl Default for AdamConfig {
@@ -54,6 +66,7 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
+        self.validate()?;
         let c = self.config;
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(grad) = p.grad() else { continue };
@@ -76,6 +89,10 @@ impl Optimizer for Adam {
             adam_step(&param, &grad, m, v, &hp)?;
         }
         Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.config.validate()?)
     }
 
     fn params(&self) -> &[(String, Tensor)] {

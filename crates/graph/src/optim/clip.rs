@@ -10,6 +10,7 @@ use ferrograd_device::Array;
 /// is the L2 norm of all gradients together. Returns `total_norm` (shape `[]`) without
 /// reading it back; `None` when no parameter has a gradient.
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<Option<Array>> {
+    crate::range::Allowed::Positive.check("clip_grad_norm", max_norm)?;
     let grads: Vec<(&Tensor, Array)> = params.iter().filter_map(|p| p.grad().map(|g| (p, g))).collect();
     let mut total: Option<Array> = None;
     for (_, g) in &grads {

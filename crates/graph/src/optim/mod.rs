@@ -42,6 +42,12 @@ pub trait Optimizer {
     /// Restore state saved by `state_dict` (moved to each parameter's device).
     fn load_state_dict(&mut self, state: &[(String, Array)]) -> Result<()>;
 
+    /// Whether every setting (learning rate, momentum, ...) is in range; `step` checks too,
+    /// as the learning rate changes through `set_lr`.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Clear every parameter's gradient.
     fn zero_grad(&self) {
         for (_, p) in self.params() {

@@ -3,6 +3,7 @@
 
 use crate::error::{invalid, Result};
 use crate::optim::{state_entry, state_step, step_array, Optimizer};
+use crate::range::{Allowed, OutOfRange};
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::optim::{sgd_step, SgdParams};
 use ferrograd_device::Array;
@@ -14,6 +15,17 @@ pub struct SgdConfig {
     pub dampening: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
+}
+
+impl SgdConfig {
+    /// Every setting finite and in range: lr and weight decay >= 0, momentum in [0, 1) (at 1
+    /// the velocity never forgets, above it grows), dampening in [0, 1].
+    pub fn validate(&self) -> std::result::Result<(), OutOfRange> {
+        Allowed::NonNegative.check("lr", self.lr)?;
+        Allowed::Fraction.check("momentum", self.momentum)?;
+        Allowed::Probability.check("dampening", self.dampening)?;
+        Allowed::NonNegative.check("weight_decay", self.weight_decay)
+    }
 }
 
 impl Default for SgdConfig {
@@ -31,6 +43,7 @@ pub struct Sgd {
 
 impl Sgd {
     pub fn new(params: Vec<(String, Tensor)>, config: SgdConfig) -> Result<Sgd> {
+        config.validate()?;
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
             return invalid("Sgd", "Nesterov momentum needs momentum > 0 and zero dampening");
         }
@@ -45,6 +58,7 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
+        self.validate()?;
         let c = &self.config;
         let hp = SgdParams {
             lr: c.lr as f32,
@@ -64,6 +78,10 @@ impl Optimizer for Sgd {
             self.steps[i] += 1;
         }
         Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.config.validate()?)
     }
 
     fn params(&self) -> &[(String, Tensor)] {

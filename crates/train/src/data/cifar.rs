@@ -48,6 +48,7 @@ pub fn detect(dir: &Path) -> Option<Layout> {
 
 /// Loads a split from `dir` in whichever layout it has.
 pub fn load(dir: &Path, split: Split, opts: &LoadOptions) -> Result<ImageDataset> {
+    opts.validate()?;
     match detect(dir) {
         Some(Layout::Binary(d)) => load_binary(&d, split, opts),
         Some(Layout::ImageFolder(d)) => load_image_folder(&d, split, opts),
@@ -68,20 +69,7 @@ pub fn load_binary(dir: &Path, split: Split, opts: &LoadOptions) -> Result<Image
         if !path.is_file() {
             return Err(TrainError::NotFound(format!("{}: CIFAR-10 batch file missing", path.display())));
         }
-        let bytes = read_maybe_gz(&path)?;
-        if bytes.is_empty() || bytes.len() % RECORD != 0 {
-            return Err(TrainError::format(
-                &path,
-                format!("{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records", bytes.len()),
-            ));
-        }
-        for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
-            if record[0] >= 10 {
-                return Err(TrainError::format(&path, format!("label {} of record {i} is outside 0..10", record[0])));
-            }
-            labels.push(record[0] as u32);
-            pixels.extend_from_slice(&record[1..]);
-        }
+        parse_batch(&path, &read_maybe_gz(&path)?, &mut labels, &mut pixels)?;
         if opts.limit.is_some_and(|l| labels.len() >= l) {
             break;
         }
@@ -95,6 +83,25 @@ pub fn load_binary(dir: &Path, split: Split, opts: &LoadOptions) -> Result<Image
         Normalization::cifar10(),
         opts,
     ))
+}
+
+/// Appends the records of one batch file (`bytes`, the contents of `path`) to `labels` and
+/// `pixels`; nothing is appended when the file is malformed.
+pub fn parse_batch(path: &Path, bytes: &[u8], labels: &mut Vec<u32>, pixels: &mut Vec<u8>) -> Result<()> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
+        return Err(TrainError::format(
+            path,
+            format!("{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records", bytes.len()),
+        ));
+    }
+    if let Some((i, record)) = bytes.chunks_exact(RECORD).enumerate().find(|(_, r)| r[0] >= 10) {
+        return Err(TrainError::format(path, format!("label {} of record {i} is outside 0..10", record[0])));
+    }
+    for record in bytes.chunks_exact(RECORD) {
+        labels.push(record[0] as u32);
+        pixels.extend_from_slice(&record[1..]);
+    }
+    Ok(())
 }
 
 /// Loads a split from `dir/{train,test}/<class>/*`, checking the classes and image size.

@@ -33,12 +33,14 @@ pub fn parse_idx(path: &Path, bytes: &[u8], ndims: usize) -> Result<IdxArray> {
     }
     let dims: Vec<usize> =
         bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-    let expected_len = dims.iter().product::<usize>();
     let data = &bytes[header..];
-    if data.len() != expected_len {
+    // checked: forged dimensions may overflow when multiplied
+    let expected_len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected_len != Some(data.len()) {
+        let need = expected_len.map_or("more than usize::MAX".to_string(), |n| n.to_string());
         return Err(TrainError::format(
             path,
-            format!("dimensions {dims:?} need {expected_len} data bytes, the file has {}", data.len()),
+            format!("dimensions {dims:?} need {need} data bytes, the file has {}", data.len()),
         ));
     }
     Ok(IdxArray { dims, data: data.to_vec() })
@@ -80,5 +82,16 @@ mod tests {
         assert!(err.contains("imgs.idx") && err.contains("need 8 data bytes") && err.contains("has 7"), "{err}");
         assert!(parse_idx(p, &[0, 0], 1).unwrap_err().to_string().contains("too short"));
         assert!(parse_idx(p, &[0, 0, 8, 3, 0, 0], 3).unwrap_err().to_string().contains("too short"));
+    }
+
+    #[test]
+    fn dimensions_whose_product_overflows_are_an_error() {
+        let p = Path::new("forged.idx");
+        let forged = encode_idx(&[u32::MAX as usize; 3], &[0; 16]);
+        let err = parse_idx(p, &forged, 3).unwrap_err().to_string();
+        assert!(err.contains("forged.idx") && err.contains("has 16"), "{err}");
+        // a product that fits a u64 but not the data is refused the same way
+        let big = encode_idx(&[60_000, 60_000, 60_000], &[0; 4]);
+        assert!(parse_idx(p, &big, 3).unwrap_err().to_string().contains("need 216000000000000 data bytes"));
     }
 }

@@ -4,9 +4,16 @@
 use super::{ImageDataset, LoadOptions, Normalization};
 use crate::error::{Result, TrainError};
 use image::imageops::FilterType;
+use image::{ImageFormat, ImageReader, Limits};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+/// The largest side an image may declare; files claiming more are refused before decoding.
+pub const MAX_SIDE: u32 = 16_384;
+/// What a whole in-memory data set may take (its bytes plus its f32 copy), checked from the
+/// first image's header before anything is allocated.
+pub const DATASET_BUDGET_BYTES: u64 = 8 << 30;
 
 /// How the images of a folder become arrays.
 #[derive(Clone, Debug)]
@@ -57,8 +64,28 @@ pub fn scan(root: &Path) -> Result<(Vec<String>, Vec<Vec<PathBuf>>)> {
     Ok((classes, files))
 }
 
+/// Checks that `root/train` and `root/test` hold the same class folders, so that a label
+/// means one class in both.
+pub fn check_same_classes(root: &Path) -> Result<()> {
+    let (train, test) = (scan(&root.join("train"))?.0, scan(&root.join("test"))?.0);
+    if train == test {
+        return Ok(());
+    }
+    let only = |a: &[String], b: &[String]| a.iter().filter(|c| !b.contains(c)).cloned().collect::<Vec<_>>();
+    Err(TrainError::format(
+        root,
+        format!(
+            "train/ and test/ must hold the same class folders (a label is a class's position); \
+             only in train/: {:?}, only in test/: {:?}",
+            only(&train, &test),
+            only(&test, &train)
+        ),
+    ))
+}
+
 /// Loads every image under `root` as one data set named `name`.
 pub fn load(root: &Path, name: &str, opts: &ImageFolderOptions) -> Result<ImageDataset> {
+    opts.load.validate()?;
     if opts.channels != 1 && opts.channels != 3 {
         return Err(TrainError::Config(format!("image folders load 1 or 3 channels, not {}", opts.channels)));
     }
@@ -73,14 +100,11 @@ pub fn load(root: &Path, name: &str, opts: &ImageFolderOptions) -> Result<ImageD
     let (classes, files) = scan(root)?;
     let samples = order_samples(&files, opts.load.limit);
     let (h, w) = match opts.resize {
+        Some((0, _) | (_, 0)) => return Err(TrainError::Config("resize to an empty image (a side of 0)".into())),
         Some(hw) => hw,
-        None => {
-            let first = &samples[0].0;
-            let (w, h) = image::image_dimensions(first)
-                .map_err(|e| TrainError::format(first, format!("cannot read image: {e}")))?;
-            (h as usize, w as usize)
-        }
+        None => first_image_size(&samples[0].0)?,
     };
+    check_budget(root, samples.len(), [opts.channels, h, w], opts.load.pad)?;
     let pixels = decode_all(&samples, opts.channels, (h, w), opts.resize.is_some())?;
     let labels = samples.iter().map(|s| s.1).collect();
     let load = LoadOptions { limit: None, ..opts.load.clone() };
@@ -93,6 +117,51 @@ pub fn load(root: &Path, name: &str, opts: &ImageFolderOptions) -> Result<ImageD
         opts.normalization.clone(),
         &load,
     ))
+}
+
+/// `(height, width)` of the image at `path` from its header, refused when a side is 0 or
+/// larger than [`MAX_SIDE`].
+fn first_image_size(path: &Path) -> Result<(usize, usize)> {
+    let too_large = |declared: String| {
+        let what = format!("images with sides of 1..={MAX_SIDE} load (shrink or remove it)");
+        TrainError::format(path, format!("the header declares {declared}; {what}"))
+    };
+    let (w, h) =
+        ImageReader::open(path).map_err(|e| TrainError::io(path, e))?.into_dimensions().map_err(|e| match e {
+            image::ImageError::Limits(_) => too_large(format!("a size beyond the decoder's limits ({e})")),
+            e => TrainError::format(path, format!("cannot read image: {e}")),
+        })?;
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(too_large(format!("{h}x{w}")));
+    }
+    Ok((h as usize, w as usize))
+}
+
+/// Refuses one image of `[c, h, w]` over `image::Limits`' allocation limit, or `n` of them
+/// (with a border of `pad`) whose bytes and f32 copy would exceed [`DATASET_BUDGET_BYTES`].
+fn check_budget(root: &Path, n: usize, [c, h, w]: [usize; 3], pad: usize) -> Result<()> {
+    let product = |xs: &[usize]| xs.iter().try_fold(1u64, |acc, &x| acc.checked_mul(x as u64));
+    let max = Limits::default().max_alloc.unwrap_or(u64::MAX);
+    if product(&[c, h, w]).is_none_or(|b| b > max) {
+        return Err(TrainError::format(
+            root,
+            format!("one image of {c}x{h}x{w} is over the {max} bytes an image may take"),
+        ));
+    }
+    let (h, w) = (h.saturating_add(2 * pad), w.saturating_add(2 * pad));
+    let bytes = product(&[n, c, h, w, 1 + 4]);
+    match bytes {
+        Some(b) if b <= DATASET_BUDGET_BYTES => Ok(()),
+        _ => Err(TrainError::format(
+            root,
+            format!(
+                "{n} images of {c}x{h}x{w} need {} GiB in memory, over the {} GiB a data set may take; \
+                 resize the images or load fewer (a limit)",
+                bytes.map_or("more than 16 EiB".into(), |b| format!("{:.1}", b as f64 / (1u64 << 30) as f64)),
+                DATASET_BUDGET_BYTES >> 30
+            ),
+        )),
+    }
 }
 
 /// All (file, label) pairs class by class, or with a limit, taken from the classes in turn.
@@ -118,13 +187,25 @@ fn order_samples(files: &[Vec<PathBuf>], limit: Option<usize>) -> Vec<(PathBuf, 
 /// Decodes the images on all cores into `[N, C, H, W]` bytes.
 fn decode_all(samples: &[(PathBuf, u32)], channels: usize, (h, w): (usize, usize), resize: bool) -> Result<Vec<u8>> {
     let per_image = channels * h * w;
-    let mut pixels = vec![0u8; samples.len() * per_image];
+    // The first image is decoded before the whole set is allocated, so a forged header
+    // costs one image's buffer, not N of them.
+    let mut first = vec![0u8; per_image];
+    decode_into(&samples[0].0, channels, (h, w), resize, &mut first)?;
+    let total = samples.len() * per_image;
+    let mut pixels = Vec::new();
+    // within the budget, but an allocation the system still refuses is an error, not an abort
+    pixels
+        .try_reserve_exact(total)
+        .map_err(|e| TrainError::Config(format!("cannot allocate {total} bytes for {} images: {e}", samples.len())))?;
+    pixels.extend_from_slice(&first);
+    pixels.resize(total, 0);
+    let rest = &samples[1..];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = samples.len().div_ceil(threads).max(1);
+    let chunk = rest.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = samples
+        let workers: Vec<_> = rest
             .chunks(chunk)
-            .zip(pixels.chunks_mut(chunk * per_image))
+            .zip(pixels[per_image..].chunks_mut(chunk * per_image))
             .map(|(files, out)| {
                 scope.spawn(move || -> Result<()> {
                     for ((path, _), dst) in files.iter().zip(out.chunks_exact_mut(per_image)) {
@@ -140,19 +221,56 @@ fn decode_all(samples: &[(PathBuf, u32)], channels: usize, (h, w): (usize, usize
 }
 
 fn decode_into(path: &Path, channels: usize, (h, w): (usize, usize), resize: bool, dst: &mut [u8]) -> Result<()> {
-    let mut img = image::open(path).map_err(|e| TrainError::format(path, format!("cannot decode image: {e}")))?;
-    if (img.height() as usize, img.width() as usize) != (h, w) {
-        if !resize {
-            return Err(TrainError::format(
-                path,
-                format!(
-                    "image is {}x{}, the folder's first image is {h}x{w} (set a resize)",
-                    img.height(),
-                    img.width()
-                ),
-            ));
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    decode_image(path, &bytes, channels, (h, w), resize, dst)
+}
+
+/// Decodes `bytes` (the contents of `path`, whose extension names the format) into `dst` as
+/// `channels` planes of `h`x`w`, resizing when `resize` is set; otherwise the image must be
+/// `h`x`w`. A header declaring more than that (or than [`MAX_SIDE`] when resizing) is refused
+/// before any pixel is decoded.
+pub fn decode_image(
+    path: &Path,
+    bytes: &[u8],
+    channels: usize,
+    (h, w): (usize, usize),
+    resize: bool,
+    dst: &mut [u8],
+) -> Result<()> {
+    let bad = |e: image::ImageError| TrainError::format(path, format!("cannot decode image: {e}"));
+    let limits = |max_h: u32, max_w: u32| {
+        let mut limits = Limits::default();
+        (limits.max_image_height, limits.max_image_width) = (Some(max_h), Some(max_w));
+        limits
+    };
+    let reader = |limits: Limits| -> Result<ImageReader<Cursor<&[u8]>>> {
+        let mut reader = ImageReader::new(Cursor::new(bytes));
+        match ImageFormat::from_path(path) {
+            Ok(format) => reader.set_format(format),
+            Err(_) => reader = reader.with_guessed_format().map_err(|e| TrainError::io(path, e))?,
         }
-        img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
+        reader.limits(limits);
+        Ok(reader)
+    };
+    let (iw, ih) = reader(limits(MAX_SIDE, MAX_SIDE))?.into_dimensions().map_err(bad)?;
+    if !resize && (ih as usize, iw as usize) != (h, w) {
+        return Err(TrainError::format(
+            path,
+            format!("image is {ih}x{iw}, the folder's first image is {h}x{w} (set a resize)"),
+        ));
+    }
+    // decoding allocates no more than the size it must come out as (or MAX_SIDE when resizing)
+    let (max_h, max_w) = if resize { (MAX_SIDE, MAX_SIDE) } else { (h as u32, w as u32) };
+    let mut img = reader(limits(max_h, max_w))?.decode().map_err(bad)?;
+    if (img.height() as usize, img.width() as usize) != (h, w) {
+        let (tw, th) = (w as u32, h as u32);
+        // A triangle filter's support grows with the scale, so shrinking a photo-sized image
+        // (or a forged header's) to a few pixels took seconds: area-average down to twice
+        // the size first, which costs one pass over the pixels.
+        if img.width() > 2 * tw || img.height() > 2 * th {
+            img = img.thumbnail_exact(img.width().min(2 * tw), img.height().min(2 * th));
+        }
+        img = img.resize_exact(tw, th, FilterType::Triangle);
     }
     let plane = h * w;
     if channels == 1 {
@@ -237,6 +355,18 @@ pub(crate) mod tests {
         assert_eq!(ds.image_shape(), [3, 2, 2]);
         let err = load(dir.path(), "toy", &rgb_options(None, None)).unwrap_err().to_string();
         assert!(err.contains("b/0.jpg") && err.contains("5x6"), "{err}");
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_image_limit_and_the_data_set_budget() {
+        let root = Path::new("pics");
+        assert!(check_budget(root, 50_000, [3, 32, 32], 2).is_ok());
+        let err = check_budget(root, 100_000, [3, 256, 256], 0).unwrap_err().to_string();
+        assert!(err.contains("pics: 100000 images of 3x256x256 need 91.6 GiB in memory, over the 8 GiB"), "{err}");
+        let err = check_budget(root, usize::MAX, [3, 4, 4], 0).unwrap_err().to_string();
+        assert!(err.contains("more than 16 EiB"), "{err}");
+        let err = check_budget(root, 1, [3, 20_000, 20_000], 0).unwrap_err().to_string();
+        assert!(err.contains("one image of 3x20000x20000 is over the 536870912 bytes"), "{err}");
     }
 
     #[test]

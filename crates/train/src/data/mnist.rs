@@ -52,6 +52,7 @@ pub fn file_names(split: Split) -> (&'static str, &'static str) {
 
 /// Loads one split from `dir`, each file plain or gzipped.
 pub fn load(dir: &Path, kind: MnistKind, split: Split, opts: &LoadOptions) -> Result<ImageDataset> {
+    opts.validate()?;
     let (images_name, labels_name) = file_names(split);
     let find = |name: &str| {
         find_plain_or_gz(dir, name).ok_or_else(|| {
@@ -71,6 +72,9 @@ pub fn load(dir: &Path, kind: MnistKind, split: Split, opts: &LoadOptions) -> Re
             &images_path,
             format!("images are {}x{}, expected {IMAGE_SIDE}x{IMAGE_SIDE}", images.dims[1], images.dims[2]),
         ));
+    }
+    if images.dims[0] == 0 {
+        return Err(TrainError::format(&images_path, "holds 0 images; a data set needs at least one"));
     }
     let labels = parse_idx(&labels_path, &read_maybe_gz(&labels_path)?, 1)?;
     if labels.dims[0] != images.dims[0] {
@@ -163,5 +167,17 @@ pub(crate) mod tests {
             .unwrap();
         let err = load(dir.path(), MnistKind::Digits, Split::Train, &LoadOptions::default()).unwrap_err().to_string();
         assert!(err.contains("train-images-idx3-ubyte") && err.contains("27x28"), "{err}");
+    }
+
+    #[test]
+    fn empty_files_and_a_zero_limit_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        write_fake_mnist(dir.path(), Split::Train, 0, false);
+        let err = load(dir.path(), MnistKind::Digits, Split::Train, &LoadOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("train-images-idx3-ubyte") && err.contains("holds 0 images"), "{err}");
+        write_fake_mnist(dir.path(), Split::Test, 3, false);
+        let zero = LoadOptions { pad: 0, limit: Some(0) };
+        let err = load(dir.path(), MnistKind::Digits, Split::Test, &zero).unwrap_err().to_string();
+        assert_eq!(err, "limit = 0 is out of range: it must be at least 1");
     }
 }

@@ -12,6 +12,8 @@ pub mod select;
 pub mod seq2seq;
 pub mod text;
 
+use ferrograd_graph::range::{at_least_one, OutOfRange};
+
 /// Which half of a data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
@@ -73,6 +75,13 @@ pub struct LoadOptions {
     pub pad: usize,
     /// Keep only the first `limit` examples (quick runs and tests).
     pub limit: Option<usize>,
+}
+
+impl LoadOptions {
+    /// A `limit` of 0 would keep no examples.
+    pub fn validate(&self) -> Result<(), OutOfRange> {
+        self.limit.map_or(Ok(()), |l| at_least_one("limit", l))
+    }
 }
 
 /// Images `[N, C, H, W]` as normalised f32, with their labels.

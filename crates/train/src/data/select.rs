@@ -71,16 +71,18 @@ impl ImageDatasetKind {
             ImageDatasetKind::Mnist => mnist::load(&dir, MnistKind::Digits, split, opts),
             ImageDatasetKind::FashionMnist => mnist::load(&dir, MnistKind::Fashion, split, opts),
             ImageDatasetKind::Cifar10 => cifar::load(&dir, split, opts),
-            ImageDatasetKind::ImageFolder => image_folder::load(
-                &dir.join(split.name()),
-                &format!("folder/{}", split.name()),
-                &ImageFolderOptions {
-                    channels: 3,
-                    resize: None,
-                    normalization: Normalization::new(&[0.5; 3], &[0.5; 3]),
-                    load: opts.clone(),
-                },
-            ),
+            ImageDatasetKind::ImageFolder => image_folder::check_same_classes(&dir).and_then(|()| {
+                image_folder::load(
+                    &dir.join(split.name()),
+                    &format!("folder/{}", split.name()),
+                    &ImageFolderOptions {
+                        channels: 3,
+                        resize: None,
+                        normalization: Normalization::new(&[0.5; 3], &[0.5; 3]),
+                        load: opts.clone(),
+                    },
+                )
+            }),
         }
     }
 }
@@ -106,6 +108,26 @@ mod tests {
         assert_eq!(ds.len(), 2);
         let err = ImageDatasetKind::ImageFolder.locate(None).unwrap_err().to_string();
         assert!(err.contains("--data-dir"), "{err}");
+    }
+
+    #[test]
+    fn folder_splits_with_different_classes_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = crate::data::image_folder::tests::write_png;
+        for (split, class) in [("train", "cat"), ("train", "dog"), ("test", "cat"), ("test", "cow")] {
+            png(&dir.path().join(split).join(class).join("0.png"), 2, 2, 0);
+        }
+        for split in [Split::Train, Split::Test] {
+            let err = ImageDatasetKind::ImageFolder
+                .load(split, Some(dir.path()), &LoadOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(r#"only in train/: ["dog"], only in test/: ["cow"]"#), "{err}");
+        }
+        png(&dir.path().join("test/dog/0.png"), 2, 2, 0);
+        std::fs::remove_dir_all(dir.path().join("test/cow")).unwrap();
+        let ds = ImageDatasetKind::ImageFolder.load(Split::Test, Some(dir.path()), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.classes, ["cat", "dog"]);
     }
 
     #[test]

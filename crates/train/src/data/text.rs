@@ -32,13 +32,16 @@ impl CharCorpus {
 
     /// Loads a UTF-8 text file, plain or gzipped.
     pub fn load(path: &Path, val_fraction: f64) -> Result<CharCorpus> {
-        let bytes = read_maybe_gz(path)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| TrainError::format(path, format!("not UTF-8 text: {}", e.utf8_error())))?;
+        CharCorpus::from_bytes(path, &read_maybe_gz(path)?, val_fraction)
+    }
+
+    /// A corpus from `bytes`, the (decompressed) contents of `path`, which must be UTF-8 text.
+    pub fn from_bytes(path: &Path, bytes: &[u8], val_fraction: f64) -> Result<CharCorpus> {
+        let text = std::str::from_utf8(bytes).map_err(|e| TrainError::format(path, format!("not UTF-8 text: {e}")))?;
         if text.is_empty() {
             return Err(TrainError::format(path, "the text is empty"));
         }
-        CharCorpus::from_text(&text, val_fraction)
+        CharCorpus::from_text(text, val_fraction)
     }
 
     pub fn vocab_size(&self) -> usize {
