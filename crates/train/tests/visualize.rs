@@ -17,14 +17,22 @@ const LENET_INPUT: [usize; 3] = [1, 32, 32];
 
 /// A LeNet-5 with random weights, saved as `train` saves it and restored into a model built
 /// with another seed, in eval mode.
+/// `registry::build`, one at a time: the seed stream is per process and these tests run in
+/// parallel, so two builds at once would interleave their draws.
+fn build(name: &str, device: &Device, seed: u64) -> Box<dyn Module> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    registry::build(name, 10, 1, device, seed).unwrap()
+}
+
 fn restored_lenet(device: &Device, dir: &Path) -> Box<dyn Module> {
-    let trained = registry::build("lenet5", 10, 1, device, 7).unwrap();
+    let trained = build("lenet5", device, 7);
     let arrays: Vec<_> = trained.state_dict().into_iter().map(|(n, t)| (n, t.data())).collect();
     let meta = CheckpointMeta { model: "lenet5".into(), dataset: "mnist".into(), epoch: 1, ..Default::default() };
     let path = dir.join("lenet.safetensors");
     checkpoint::save(&path, &arrays, &meta).unwrap();
     let ck = checkpoint::load(&path, device).unwrap();
-    let model = registry::build("lenet5", 10, 1, device, 99).unwrap();
+    let model = build("lenet5", device, 99);
     model.load_state_dict(&ck.arrays, true).unwrap();
     model.eval();
     model
@@ -76,7 +84,7 @@ fn filters_are_the_restored_first_convolution() {
     let model = restored_lenet(&gpu, dir.path());
     let (name, weight) = visualize::first_conv_weight(model.as_ref()).unwrap();
     assert_eq!((name.as_str(), weight.shape()), ("conv1.weight", vec![6, 1, 5, 5]));
-    let original = registry::build("lenet5", 10, 1, &gpu, 7).unwrap();
+    let original = build("lenet5", &gpu, 7);
     assert_eq!(weight.to_vec().unwrap(), original.named_parameters()[0].1.to_vec().unwrap());
     let path = dir.path().join("filters.png");
     assert_eq!(visualize::write_filters(model.as_ref(), &picture(&path)).unwrap(), (name, [6, 1, 5, 5]));
@@ -151,7 +159,7 @@ fn unknown_layers_and_unsupported_models_are_clear_errors() {
     let x = Tensor::zeros(&gpu, &[1, 1, 32, 32]).unwrap();
     let err = visualize::feature_maps("lenet5", model.as_ref(), &x, "conv9").unwrap_err().to_string();
     assert!(err.contains("\"conv9\"") && err.contains("conv1, relu1, pool1, conv2, relu2, pool2"), "{err}");
-    let mlp = registry::build("mlp", 10, 1, &gpu, 0).unwrap();
+    let mlp = build("mlp", &gpu, 0);
     assert!(visualize::feature_layers("mlp", mlp.as_ref()).is_empty());
     let err = visualize::feature_maps("mlp", mlp.as_ref(), &x, "layers.0").unwrap_err().to_string();
     assert!(err.contains("\"mlp\"") && err.contains("not available"), "{err}");
