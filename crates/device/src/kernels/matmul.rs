@@ -473,21 +473,19 @@ fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: 
     Ok(buffer)
 }
 
-/// Whether `rows8` may load B four columns at a time: B read as f32 words, not transposed,
-/// and every row and batch of it starting on a 16-byte boundary.
-fn vec_b(shader: &Shader, p: &Problem) -> bool {
-    !std::ptr::eq(shader, &MATMUL_F16) && !p.trans_b && p.n.is_multiple_of(4) && p.b_stride.is_multiple_of(4)
-}
-
-/// `rows8`'s wider loads that `p` allows (f32 words, 16-byte aligned): A_K4 (A's rows four
-/// steps of K at a time), B_K4 (with A_K4, B's columns the same) and A_M8 (a transposed A's
-/// eight rows of a step in two loads); see `matmul_rows.wgsl`.
-fn wide_loads(shader: &Shader, p: &Problem) -> [(&'static str, f64); 3] {
-    let f32_words = !std::ptr::eq(shader, &MATMUL_F16) && p.a_stride.is_multiple_of(4);
-    let a_k4 = f32_words && !p.trans_a && p.k.is_multiple_of(4);
+/// `rows8`'s wide loads that `p` allows (f32 words, 16-byte aligned; see `matmul_rows.wgsl`):
+/// VEC_B (B's four columns of a step, B not transposed), A_K4 (A's rows four steps of K at a
+/// time), B_K4 (with A_K4, B's columns the same: a weight gradient, or `x · W^T`) and A_M8 (a
+/// transposed A's eight rows of a step in two loads).
+fn wide_loads(shader: &Shader, p: &Problem) -> [(&'static str, f64); 4] {
+    let f32_words = !std::ptr::eq(shader, &MATMUL_F16);
+    let vec_b = f32_words && !p.trans_b && p.n.is_multiple_of(4) && p.b_stride.is_multiple_of(4);
+    let a_aligned = f32_words && p.a_stride.is_multiple_of(4);
+    let a_k4 = a_aligned && !p.trans_a && p.k.is_multiple_of(4);
     let b_k4 = a_k4 && p.trans_b && p.b_stride.is_multiple_of(4);
-    let a_m8 = f32_words && p.trans_a && p.m.is_multiple_of(4);
-    [("A_K4", a_k4 as u32 as f64), ("B_K4", b_k4 as u32 as f64), ("A_M8", a_m8 as u32 as f64)]
+    let a_m8 = a_aligned && p.trans_a && p.m.is_multiple_of(4);
+    let on = |flag: bool| flag as u32 as f64;
+    [("VEC_B", on(vec_b)), ("A_K4", on(a_k4)), ("B_K4", on(b_k4)), ("A_M8", on(a_m8))]
 }
 
 fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
@@ -523,7 +521,7 @@ fn launch(
         let mut constants =
             vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64), ("REDUCE", 1.0)];
         if variant == Variant::Rows8 {
-            constants.push(("VEC_B", vec_b(shader, p) as u32 as f64));
+            constants.extend(wide_loads(shader, p));
         }
         let kernel = Kernel::new(shader, variant.entry()).with(&constants);
         let [tm, tn] = variant.tile();
@@ -546,7 +544,6 @@ fn launch(
     if fold {
         constants.push(("SHARED_A", shared_a as u32 as f64));
         constants.push(("LOCAL_A", ubo as u32 as f64));
-        constants.push(("VEC_B", vec_b(shader, p) as u32 as f64));
         constants.extend(wide_loads(shader, p));
     }
     let kernel = Kernel::new(shader, variant.entry()).with(&constants);
