@@ -37,10 +37,6 @@ pub fn fusable(op: UnaryOp) -> bool {
 }
 
 impl Epilogue<'_> {
-    pub fn is_empty(&self) -> bool {
-        self.bias.is_none() && self.activation.is_none()
-    }
-
     /// An error unless the bias is an f32 vector of C's row or column count and the
     /// activation is [`fusable`].
     pub(crate) fn check(&self, kernel: &'static str, m: usize, n: usize) -> Result<()> {

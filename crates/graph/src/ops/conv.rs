@@ -11,7 +11,7 @@
 //! more than one chunk's columns beyond what PyTorch keeps (the input).
 
 use crate::error::{invalid, shape_err, Result};
-use crate::ops::matmul::{check_fusable, through_activation};
+use crate::ops::matmul::{check_fusable, save_activation, through_activation};
 use crate::ops::same_device;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::conv::{col2im, im2col, images_per_binding, Conv2dGeometry};
@@ -156,20 +156,10 @@ impl Tensor {
         o: &Conv2dOptions,
         activation: Option<UnaryOp>,
     ) -> Result<Tensor> {
-        let ws = weight.shape();
-        let per_image = ws.get(1..).map_or(0, |k| k.iter().product::<usize>()) * o.groups;
-        let pixels = match (self.shape().get(2..4), ws.get(2..4)) {
-            (Some(&[h, w]), Some(&[kh, kw])) => {
-                let g = Conv2dGeometry { kernel: [kh, kw], stride: o.stride, padding: o.padding, dilation: o.dilation };
-                g.out_hw(h, w).map_or(0, |[oh, ow]| oh * ow)
-            }
-            _ => 0,
-        };
-        let chunk = images_per_binding(&self.device(), per_image * pixels);
-        self.conv2d_in_chunks(weight, bias, o, activation, chunk)
+        self.convolve(weight, bias, o, activation, None)
     }
 
-    /// [`Tensor::conv2d`] with the batch cut into chunks of `images` images (the last one
+    /// [`Tensor::conv2d_act`] with the batch cut into chunks of `images` images (the last one
     /// may be smaller); the same values for any `images >= 1`.
     pub fn conv2d_in_chunks(
         &self,
@@ -179,11 +169,30 @@ impl Tensor {
         activation: Option<UnaryOp>,
         images: usize,
     ) -> Result<Tensor> {
+        if images == 0 {
+            return invalid("conv2d", "chunks must hold at least one image");
+        }
+        self.convolve(weight, bias, o, activation, Some(images))
+    }
+
+    /// The convolution in chunks of `images` images, or of as many as one storage binding
+    /// holds the columns of.
+    fn convolve(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        o: &Conv2dOptions,
+        activation: Option<UnaryOp>,
+        images: Option<usize>,
+    ) -> Result<Tensor> {
         check_fusable("conv2d", activation)?;
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         same_device("conv2d", &inputs)?;
-        let plan = plan(&self.shape(), &weight.shape(), bias.map(|b| b.shape()).as_deref(), o, images)?;
+        let mut plan = plan(&self.shape(), &weight.shape(), bias.map(|b| b.shape()).as_deref(), o)?;
+        let images =
+            images.unwrap_or_else(|| images_per_binding(&self.device(), plan.groups * plan.rows * plan.pixels));
+        plan.chunk = images.min(plan.input[0].max(1));
         let (x, w2) = (self.data(), weight.data().reshape(&[plan.out_ch, plan.rows])?);
         let [n, ..] = plan.input;
         let out_shape = [n, plan.out_ch, plan.pixels];
@@ -198,17 +207,14 @@ impl Tensor {
             }
         }
         let y = join(&outs, 0)?;
-        let saved_y = activation.map(|_| y.clone());
+        let saved = save_activation(activation, &y);
         let [oh, ow] = plan.geometry.out_hw(plan.input[2], plan.input[3])?;
         let y = y.reshape(&[n, plan.out_ch, oh, ow])?;
 
         let weight_shape = weight.shape().to_vec();
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
             let g = g.reshape(&out_shape)?;
-            let g = match &saved_y {
-                Some(y) => through_activation(activation, y, &g)?,
-                None => g,
-            };
+            let g = through_activation(&saved, &g)?;
             let (mut dw, mut dx) = (None::<Array>, Vec::new());
             for (first, len) in plan.chunks() {
                 let gc = plan.slice(&g, first, len)?;
@@ -241,8 +247,8 @@ impl Tensor {
     }
 }
 
-/// Checks the shapes of a convolution and works out its plan.
-fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions, images: usize) -> Result<Plan> {
+/// Checks the shapes of a convolution and works out its plan (one chunk until the caller sets it).
+fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions) -> Result<Plan> {
     let (&[n, c, h, w], &[out_ch, per_group, kh, kw]) = (xs, ws) else {
         return shape_err("conv2d", format!("input {xs:?} and weight {ws:?} must both be 4-D"));
     };
@@ -258,9 +264,6 @@ fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions, i
             return shape_err("conv2d", format!("bias {b:?} for weight {ws:?} (expected [{out_ch}])"));
         }
     }
-    if images == 0 {
-        return invalid("conv2d", "chunks must hold at least one image");
-    }
     let geometry = Conv2dGeometry { kernel: [kh, kw], stride: o.stride, padding: o.padding, dilation: o.dilation };
     let [oh, ow] = geometry.out_hw(h, w)?;
     Ok(Plan {
@@ -270,6 +273,6 @@ fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions, i
         groups,
         rows: per_group * kh * kw,
         pixels: oh * ow,
-        chunk: images.min(n.max(1)),
+        chunk: n.max(1),
     })
 }

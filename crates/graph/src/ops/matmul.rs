@@ -47,11 +47,16 @@ fn product_grads(
     Ok((ga, gb))
 }
 
-/// The upstream gradient through a fused activation: `g · act'(y)`, from the output `y`
-/// alone (the activations [`fusable`] allows).
-pub(crate) fn through_activation(activation: Option<UnaryOp>, y: &Array, g: &Array) -> Result<Array> {
-    Ok(match activation {
-        Some(op) => unary_grad(op, y, y, g)?,
+/// What the backward pass of a fused activation keeps: the activation and the op's output
+/// (the activations [`fusable`] allows need nothing else); nothing without one.
+pub(crate) fn save_activation(activation: Option<UnaryOp>, y: &Array) -> Option<(UnaryOp, Array)> {
+    activation.map(|op| (op, y.clone()))
+}
+
+/// The upstream gradient `g` through the saved activation: `g · act'(y)`, or `g` itself.
+pub(crate) fn through_activation(saved: &Option<(UnaryOp, Array)>, g: &Array) -> Result<Array> {
+    Ok(match saved {
+        Some((op, y)) => unary_grad(*op, y, y, g)?,
         None => g.clone(),
     })
 }
@@ -99,13 +104,10 @@ impl Tensor {
         let b = bias.map(|b| b.data());
         let epilogue = Epilogue { bias: b.as_ref().map(Bias::PerColumn), activation };
         let y = matmul_fused(&x, &w, false, true, &epilogue)?;
-        let saved_y = activation.map(|_| y.clone());
+        let saved = save_activation(activation, &y);
         let out_features = w.shape()[0];
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
-            let g = match &saved_y {
-                Some(y) => through_activation(activation, y, g)?,
-                None => g.clone(),
-            };
+            let g = through_activation(&saved, g)?;
             let (gx, gw) = product_grads(&x, &w, &g, false, true, [needs[0], needs[1]])?;
             let mut grads = vec![gx, gw];
             if needs.len() > 2 {
