@@ -12,7 +12,7 @@ struct Params {
     n: u32,
     seed_lo: u32,
     seed_hi: u32,
-    _pad0: u32,
+    first: u32,      // the element of the tensor that invocation 0 draws (windows of large tensors)
     a: f32,
     b: f32,
     _pad1: u32,
@@ -58,7 +58,7 @@ fn sample(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (i >= P.n) {
         return;
     }
-    let r = philox4x32_10(vec4<u32>(i, 0u, 0u, 0u), vec2<u32>(P.seed_lo, P.seed_hi));
+    let r = philox4x32_10(vec4<u32>(P.first + i, 0u, 0u, 0u), vec2<u32>(P.seed_lo, P.seed_hi));
     switch DIST {
         case 1u: {
             // Box-Muller: u1 in (0, 1] keeps the log finite; the angle in [-pi, pi) keeps

@@ -195,6 +195,77 @@ impl Array {
         Ok(Array { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype })
     }
 
+    /// A copy of `len` entries of the first axis from `start` (rows of a matrix, elements of a
+    /// vector). On a GPU it is a buffer copy, which no binding limit constrains: how a kernel
+    /// takes an array too large to bind whole in pieces.
+    pub fn rows(&self, start: usize, len: usize) -> Result<Array> {
+        let (row, _) = self.row_extent("rows", start, len)?;
+        let mut shape = self.shape.clone();
+        shape[0] = len;
+        match &self.storage {
+            Storage::Cpu(v) => {
+                Ok(Self::cpu(v.read().unwrap()[start * row..(start + len) * row].to_vec(), &shape, self.dtype))
+            }
+            Storage::Gpu(b) => {
+                let out = Array::empty(&self.device(), &shape, self.dtype, "rows")?;
+                let bytes = self.dtype.size() as u64;
+                let dst = out.expect_gpu("rows")?;
+                b.context().copy(b, (start * row) as u64 * bytes, dst, 0, (len * row) as u64 * bytes);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Overwrites entries `start..` of the first axis with `src` (shaped as those entries), by
+    /// a buffer copy on a GPU: the inverse of [`Array::rows`].
+    pub fn write_rows(&self, start: usize, src: &Array) -> Result<()> {
+        let len = src.shape.first().copied().unwrap_or(1);
+        let (row, _) = self.row_extent("write_rows", start, len)?;
+        if src.numel() != len * row || src.dtype != self.dtype {
+            return Err(DeviceError::Shape {
+                kernel: "write_rows",
+                detail: format!("{:?} {} cannot fill rows of {:?} {}", src.shape, src.dtype, self.shape, self.dtype),
+            });
+        }
+        match (&self.storage, &src.storage) {
+            (Storage::Cpu(dst), Storage::Cpu(s)) => {
+                dst.write().unwrap()[start * row..(start + len) * row].copy_from_slice(&s.read().unwrap());
+            }
+            (Storage::Gpu(dst), Storage::Gpu(s)) => {
+                let bytes = self.dtype.size() as u64;
+                dst.context().copy(s, 0, dst, (start * row) as u64 * bytes, (len * row) as u64 * bytes);
+            }
+            _ => {
+                return Err(DeviceError::DeviceMismatch {
+                    kernel: "write_rows",
+                    left: self.device().name(),
+                    right: src.device().name(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Elements per entry of the first axis, and that axis's length, checking that
+    /// `start..start + len` lies within it and that a buffer copy can address it.
+    fn row_extent(&self, kernel: &'static str, start: usize, len: usize) -> Result<(usize, usize)> {
+        let total = self.shape.first().copied().unwrap_or(1);
+        let row = self.numel().checked_div(total).unwrap_or(0);
+        let aligned = (row * self.dtype.size()).is_multiple_of(4);
+        if start + len > total || (self.is_gpu() && !aligned) {
+            return Err(DeviceError::Shape {
+                kernel,
+                detail: format!(
+                    "entries {start}..{} of {:?} {} (a GPU copy needs rows of a multiple of 4 bytes)",
+                    start + len,
+                    self.shape,
+                    self.dtype
+                ),
+            });
+        }
+        Ok((row, total))
+    }
+
     /// Same storage read as another dtype of the same size (e.g. u32 indices kept in an f32 slot).
     pub fn with_dtype(&self, dtype: DType) -> Array {
         Array { storage: self.storage.clone(), shape: self.shape.clone(), dtype }

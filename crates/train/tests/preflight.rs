@@ -46,8 +46,7 @@ fn dataset(n: usize) -> Arc<ImageDataset> {
 #[test]
 fn batches_too_large_are_found_up_front_with_a_size_that_fits() {
     let gpu = ferrograd_device::testing::gpu();
-    let caps = gpu.gpu_context().unwrap().caps().clone();
-    let limit = caps.max_storage_binding.min(caps.max_buffer);
+    let limit = gpu.gpu_context().unwrap().binding_limit();
     let per = (limit / 16) as usize; // a quarter of the limit per example
     let row = Tensor::parameter(Array::full(&gpu, &[1, per], 1e-3).unwrap());
     let model = Wide { row: row.clone() };

@@ -18,6 +18,8 @@ pub struct Caps {
     pub max_invocations: u32,
     pub max_groups_per_dim: u32,
     pub uniform_align: u32,
+    /// where a storage binding may start in a buffer (`min_storage_buffer_offset_alignment`)
+    pub storage_align: u32,
 }
 
 /// One adapter as `ferrograd devices` prints it.
@@ -71,6 +73,7 @@ pub(crate) fn caps_of(adapter: &wgpu::Adapter, features: wgpu::Features, limits:
         max_invocations: limits.max_compute_invocations_per_workgroup,
         max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
         uniform_align: limits.min_uniform_buffer_offset_alignment,
+        storage_align: limits.min_storage_buffer_offset_alignment,
     }
 }
 

@@ -10,15 +10,17 @@ pub struct GpuBuffer {
     bucket: u64,
     /// whether dropping it returns it to the pool
     pooled: bool,
+    /// the array it was made for, named in errors
+    shape: Vec<usize>,
     ctx: Arc<GpuContext>,
 }
 
 impl GpuBuffer {
-    pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, pooled: bool, ctx: Arc<GpuContext>) -> Self {
+    pub(crate) fn new(buffer: wgpu::Buffer, bucket: u64, pooled: bool, shape: &[usize], ctx: Arc<GpuContext>) -> Self {
         let live = ctx.counters.bytes_live.fetch_add(bucket, Relaxed) + bucket;
         ctx.counters.peak_bytes_live.fetch_max(live, Relaxed);
         ctx.counters.bytes_allocated.fetch_add(bucket, Relaxed);
-        GpuBuffer { buffer: Some(buffer), bucket, pooled, ctx }
+        GpuBuffer { buffer: Some(buffer), bucket, pooled, shape: shape.to_vec(), ctx }
     }
 
     pub fn raw(&self) -> &wgpu::Buffer {
@@ -28,6 +30,11 @@ impl GpuBuffer {
     /// Size of the underlying allocation (its pool bucket), at least the array's bytes.
     pub fn capacity(&self) -> u64 {
         self.bucket
+    }
+
+    /// The shape of the array it was allocated for.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
     }
 
     pub fn context(&self) -> &Arc<GpuContext> {

@@ -9,7 +9,7 @@ use super::pool::{bucket_size, Pool};
 use super::profile::{ProfileRecord, Profiler};
 use super::stats::{Counters, Stats};
 use crate::error::{DeviceError, Result};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// Uniform bytes staged per submission; when full, the batch is submitted (without waiting).
@@ -34,11 +34,28 @@ pub struct GpuContext {
     recorder: Mutex<Recorder>,
     param_arena: wgpu::Buffer,
     poison: AtomicBool,
+    /// the most bytes one storage binding takes (`set_binding_limit`; the adapter's limit at most)
+    binding_limit: AtomicU64,
     /// per-dispatch timestamps (`set_profiling`); the flag spares the usual path the lock
     profiling: AtomicBool,
     profiler: Mutex<Option<Profiler>>,
     /// validation errors wgpu reported outside an error scope, surfaced at the next wait
     uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+/// One storage binding of a dispatch: `size` bytes of `buffer` from `offset` (which must be a
+/// multiple of `Caps::storage_align`).
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<'a> {
+    pub buffer: &'a GpuBuffer,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl<'a> Binding<'a> {
+    pub fn whole(buffer: &'a GpuBuffer) -> Binding<'a> {
+        Binding { buffer, offset: 0, size: buffer.capacity() }
+    }
 }
 
 /// Dispatches recorded but not yet submitted.
@@ -90,6 +107,7 @@ impl GpuContext {
         let caps = adapter::caps_of(&adapter, device.features(), &device.limits());
         Ok(Arc::new(GpuContext {
             info: adapter.get_info(),
+            binding_limit: AtomicU64::new(caps.max_storage_binding),
             caps,
             device,
             queue,
@@ -189,29 +207,58 @@ impl GpuContext {
         bytes
     }
 
-    /// A buffer of at least `bytes` from the pool. `kernel` and `shape` name the request in errors.
-    pub fn alloc(self: &Arc<Self>, bytes: u64, kernel: &'static str, shape: &[usize]) -> Result<GpuBuffer> {
+    /// Bind at most `bytes` (rounded down to the binding alignment; at least 64 KiB, the
+    /// uniform copy `rows8` makes of an operand; at most what the adapter allows) per storage
+    /// binding from now on. Kernels then take larger arrays in windows or parts, as they do
+    /// arrays over the adapter's limit: tests use it to reach those paths with small arrays.
+    pub fn set_binding_limit(&self, bytes: u64) {
+        const SMALLEST: u64 = 64 << 10;
+        let align = self.caps.storage_align.max(4) as u64;
+        let bytes = (bytes / align * align).clamp(SMALLEST, self.caps.max_storage_binding);
+        self.binding_limit.store(bytes, Relaxed);
+    }
+
+    /// The most bytes one storage binding takes (see [`GpuContext::set_binding_limit`]).
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit.load(Relaxed)
+    }
+
+    /// The size an allocation of `bytes` gets: its pool bucket, or for an array larger than one
+    /// binding (which kernels bind in windows, and which is rarely repeated: a large weight or
+    /// its gradient) exactly its bytes, unpooled, so that a buffer bound whole always fits.
+    fn allocation(&self, bytes: u64, kernel: &'static str, shape: &[usize]) -> Result<(u64, bool)> {
         let bucket = bucket_size(bytes);
-        let limit = self.caps.max_storage_binding.min(self.caps.max_buffer);
-        if bucket > limit {
-            return Err(DeviceError::TooLarge { kernel, bytes, limit, shape: shape.to_vec() });
+        let (size, pooled) = if bucket > self.binding_limit() {
+            (bytes.next_multiple_of(self.caps.storage_align.max(4) as u64), false)
+        } else {
+            (bucket, true)
+        };
+        if size > self.caps.max_buffer {
+            return Err(DeviceError::TooLarge { kernel, bytes, limit: self.caps.max_buffer, shape: shape.to_vec() });
         }
-        if let Some(b) = self.pool.take(bucket) {
+        Ok((size, pooled))
+    }
+
+    /// A buffer of at least `bytes`, from the pool where it fits a bucket. `kernel` and `shape`
+    /// name the request in errors.
+    pub fn alloc(self: &Arc<Self>, bytes: u64, kernel: &'static str, shape: &[usize]) -> Result<GpuBuffer> {
+        let (size, pooled) = self.allocation(bytes, kernel, shape)?;
+        if let Some(b) = pooled.then(|| self.pool.take(size)).flatten() {
             self.counters.pool_hits.fetch_add(1, Relaxed);
-            self.counters.bytes_pooled.fetch_sub(bucket, Relaxed);
-            return Ok(GpuBuffer::new(b, bucket, true, self.clone()));
+            self.counters.bytes_pooled.fetch_sub(size, Relaxed);
+            return Ok(GpuBuffer::new(b, size, true, shape, self.clone()));
         }
         self.counters.pool_misses.fetch_add(1, Relaxed);
-        let buffer = match self.create_storage(bucket) {
+        let buffer = match self.create_storage(size) {
             Some(b) => b,
             None => {
                 // Out of memory: release the pool's idle buffers and try once more.
                 self.sync()?;
                 self.trim_pool();
-                self.create_storage(bucket).ok_or(DeviceError::OutOfMemory { kernel, bytes })?
+                self.create_storage(size).ok_or(DeviceError::OutOfMemory { kernel, bytes })?
             }
         };
-        Ok(GpuBuffer::new(buffer, bucket, true, self.clone()))
+        Ok(GpuBuffer::new(buffer, size, pooled, shape, self.clone()))
     }
 
     fn create_storage(&self, size: u64) -> Option<wgpu::Buffer> {
@@ -233,11 +280,7 @@ impl GpuContext {
     /// dropped: uploads never draw from the pool, so pooling them grew it by every byte uploaded
     /// (an evaluation pass's test set, each epoch).
     pub fn upload(self: &Arc<Self>, bytes: &[u8], kernel: &'static str, shape: &[usize]) -> Result<GpuBuffer> {
-        let bucket = bucket_size(bytes.len() as u64);
-        let limit = self.caps.max_storage_binding.min(self.caps.max_buffer);
-        if bucket > limit {
-            return Err(DeviceError::TooLarge { kernel, bytes: bytes.len() as u64, limit, shape: shape.to_vec() });
-        }
+        let (bucket, _) = self.allocation(bytes.len() as u64, kernel, shape)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -258,12 +301,28 @@ impl GpuContext {
         drop(view);
         buffer.unmap();
         self.counters.uploads.fetch_add(1, Relaxed);
-        Ok(GpuBuffer::new(buffer, bucket, false, self.clone()))
+        Ok(GpuBuffer::new(buffer, bucket, false, shape, self.clone()))
     }
 
     /// Record one dispatch: `params` becomes the uniform at binding 0, `buffers` the storage
-    /// bindings 1, 2, ... in order. Nothing is submitted.
+    /// bindings 1, 2, ... in order, each bound whole. Nothing is submitted.
     pub fn dispatch(&self, kernel: &Kernel, params: &[u8], buffers: &[&GpuBuffer], groups: [u32; 3]) -> Result<()> {
+        let bindings: Vec<Binding> = buffers.iter().map(|&b| Binding::whole(b)).collect();
+        self.dispatch_bound(kernel, params, &bindings, groups)
+    }
+
+    /// Like [`GpuContext::dispatch`], with each storage binding a range of its buffer. A binding
+    /// over [`GpuContext::binding_limit`] is an error naming the kernel and the array.
+    pub fn dispatch_bound(&self, kernel: &Kernel, params: &[u8], bindings: &[Binding], groups: [u32; 3]) -> Result<()> {
+        let limit = self.binding_limit();
+        if let Some(b) = bindings.iter().find(|b| b.size > limit) {
+            return Err(DeviceError::TooLarge {
+                kernel: kernel.shader.name,
+                bytes: b.size,
+                limit,
+                shape: b.buffer.shape().to_vec(),
+            });
+        }
         if groups.contains(&0) {
             return Ok(());
         }
@@ -301,8 +360,14 @@ impl GpuContext {
                 size: std::num::NonZeroU64::new(padded as u64),
             }),
         }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
+        for (i, b) in bindings.iter().enumerate() {
+            let whole = b.offset == 0 && b.size == b.buffer.capacity();
+            let resource = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: b.buffer.raw(),
+                offset: b.offset,
+                size: if whole { None } else { std::num::NonZeroU64::new(b.size) },
+            });
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,

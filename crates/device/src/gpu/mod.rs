@@ -8,14 +8,16 @@ mod pool;
 mod profile;
 mod stats;
 mod timer;
+mod windows;
 
 pub use adapter::{list_adapters, AdapterReport, Caps};
 pub use buffer::GpuBuffer;
-pub use context::{GpuContext, MAX_PARAM_BYTES};
+pub use context::{Binding, GpuContext, MAX_PARAM_BYTES};
 pub use pipelines::{Kernel, Shader};
 pub use profile::{ProfileLine, ProfileRecord, ProfileSummary};
 pub use stats::Stats;
 pub use timer::GpuTimer;
+pub use windows::Window;
 
 /// Workgroups for `n` invocations of a 1-D kernel with `wg` threads per group, folded into
 /// a 2-D grid when the count exceeds the per-dimension limit. Shaders recover the linear

@@ -118,7 +118,7 @@ pub fn images_per_binding(device: &Device, floats_per_image: usize) -> usize {
     match device {
         Device::Cpu => usize::MAX,
         Device::Gpu(g) => {
-            let limit = g.caps().max_storage_binding.min(g.caps().max_buffer);
+            let limit = g.binding_limit();
             let per_image = (floats_per_image as u64 * DType::F32.size() as u64).max(1);
             usize::try_from(limit / per_image).unwrap_or(usize::MAX).max(1)
         }

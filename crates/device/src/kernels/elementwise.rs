@@ -156,12 +156,19 @@ fn params(n: usize, alpha: f32, ndim: usize, mode: u32, dims: [[u32; 8]; 3]) -> 
     p
 }
 
+/// Broadcasting binary ops (`Params::mode` 1) index their inputs by strides, so they bind
+/// whole; every other op is flat and takes arrays over the binding limit in windows.
 fn launch(g: &GpuContext, entry: &'static str, code: u32, p: &[u32], inputs: &[&Array], out: &Array) -> Result<()> {
+    const BROADCAST: u32 = 1;
     let constants = [("OP", code as f64)];
     let kernel = Kernel::new(&ELEMENTWISE, entry).with(&constants);
     let mut bufs: Vec<_> = inputs.iter().map(|a| a.gpu_buffer().unwrap()).collect();
     bufs.push(out.gpu_buffer().unwrap());
-    g.dispatch(&kernel, param_bytes(p), &bufs, grid_1d(out.numel(), 256))
+    if p[3] == BROADCAST {
+        return g.dispatch(&kernel, param_bytes(p), &bufs, grid_1d(out.numel(), 256));
+    }
+    let operands: Vec<_> = bufs.into_iter().map(|b| (b, 4)).collect();
+    g.dispatch_flat(&kernel, out.numel(), &operands, 256, |w| [&[w.len as u32], &p[1..]].concat())
 }
 
 pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {

@@ -4,15 +4,14 @@ use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::gpu::{grid_1d, GpuBuffer, GpuContext, Kernel};
-use crate::kernels::common::param_bytes;
+use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 
 crate::shader!(FILL, "fill");
 
-/// Write `bits` into the first `words` 32-bit words of `buf`.
+/// Write `bits` into the first `words` 32-bit words of `buf` (in windows if it is larger than
+/// one binding).
 pub(crate) fn fill_words(g: &GpuContext, buf: &GpuBuffer, words: u64, bits: u32) -> Result<()> {
-    let params = [words as u32, bits, 0, 0];
-    g.dispatch(&Kernel::new(&FILL, "fill"), param_bytes(&params), &[buf], grid_1d(words as usize, 256))
+    g.dispatch_flat(&Kernel::new(&FILL, "fill"), words as usize, &[(buf, 4)], 256, |w| vec![w.len as u32, bits, 0, 0])
 }
 
 /// An array of `value` everywhere.

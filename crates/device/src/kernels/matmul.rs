@@ -24,6 +24,7 @@ use crate::gpu::{Caps, GpuBuffer, GpuContext, Kernel, Shader};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 use crate::kernels::copy::cast;
 use crate::kernels::epilogue::{self, Epilogue};
+use crate::kernels::matmul_parts;
 use crate::kernels::reduce::{reduce, ReduceOp};
 use std::sync::Arc;
 
@@ -292,6 +293,9 @@ pub fn matmul_fused_using(
             let mut c = reference_product(a, b, &p, precision);
             epilogue::reference::apply(epilogue, &mut c, p.m, p.n);
             Ok(Array::cpu(c, &p.out_shape, DType::F32))
+        }
+        Device::Gpu(g) if matmul_parts::needs_parts(g, a, b, &p) => {
+            matmul_parts::product_in_parts(g, a, b, &p, precision, variant, epilogue)
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);

@@ -11,6 +11,7 @@ pub mod epilogue;
 pub mod fill;
 pub mod loss;
 pub mod matmul;
+mod matmul_parts;
 pub mod optim;
 pub mod pool;
 pub mod random;

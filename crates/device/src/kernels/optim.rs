@@ -10,8 +10,8 @@ use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, Result};
-use crate::gpu::{grid_1d, GpuContext, Kernel};
-use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use crate::gpu::{GpuContext, Kernel};
+use crate::kernels::common::{require_dtype, same_device};
 
 crate::shader!(OPTIM, "optim");
 
@@ -66,9 +66,12 @@ fn words(n: usize, flags: u32, f: [f32; 10]) -> Vec<u32> {
     w
 }
 
+/// One flat dispatch over every element (in windows for a parameter larger than one binding).
 fn launch(g: &GpuContext, entry: &'static str, p: &[u32], arrays: &[&Array]) -> Result<()> {
-    let bufs: Vec<_> = arrays.iter().map(|a| a.gpu_buffer().unwrap()).collect();
-    g.dispatch(&Kernel::new(&OPTIM, entry), param_bytes(p), &bufs, grid_1d(arrays[0].numel(), 256))
+    let operands: Vec<_> = arrays.iter().map(|a| (a.gpu_buffer().unwrap(), 4)).collect();
+    g.dispatch_flat(&Kernel::new(&OPTIM, entry), arrays[0].numel(), &operands, 256, |w| {
+        [&[w.len as u32], &p[1..]].concat()
+    })
 }
 
 /// One SGD step in place on `param` (and `momentum_buf`, required when momentum != 0).

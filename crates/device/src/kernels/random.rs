@@ -16,8 +16,7 @@ use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::gpu::{grid_1d, Kernel};
-use crate::kernels::common::param_bytes;
+use crate::gpu::{Kernel, Window};
 
 crate::shader!(RANDOM, "random");
 
@@ -60,10 +59,13 @@ fn sample(device: &Device, shape: &[usize], seed: u64, dist: Dist) -> Result<Arr
         Device::Gpu(g) => {
             let out = Array::empty(device, shape, DType::F32, "random")?;
             let (a, b) = dist.args();
-            let p = [n as u32, seed as u32, (seed >> 32) as u32, 0, a.to_bits(), b.to_bits(), 0, 0];
             let code = [("DIST", dist.code() as f64)];
             let kernel = Kernel::new(&RANDOM, "sample").with(&code);
-            g.dispatch(&kernel, param_bytes(&p), &[out.gpu_buffer().unwrap()], grid_1d(n, 256))?;
+            // a window's first element keeps its place in the stream
+            let p = |w: Window| {
+                vec![w.len as u32, seed as u32, (seed >> 32) as u32, w.start as u32, a.to_bits(), b.to_bits(), 0, 0]
+            };
+            g.dispatch_flat(&kernel, n, &[(out.gpu_buffer().unwrap(), 4)], 256, p)?;
             Ok(out)
         }
     }
