@@ -45,8 +45,9 @@ fn layer_norm_and_lrn() {
     check(
         "layer_norm 2 dims",
         |t| norm::layer_norm(&t[0], &[3, 4], Some(&t[1]), Some(&t[2]), 1e-5),
-        &[x.clone(), w, b],
+        &[x.clone(), w.clone(), b],
     );
+    check("layer_norm weight only", |t| norm::layer_norm(&t[0], &[3, 4], Some(&t[1]), None, 1e-5), &[x.clone(), w]);
     check("layer_norm no affine", |t| norm::layer_norm(&t[0], &[4], None, None, 1e-5), &[x]);
     let x = input(&mut rng, &[2, 6, 3, 2]);
     for size in [1, 2, 3, 5] {

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod epilogue;
 pub mod fill;
+pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
 mod matmul_parts;

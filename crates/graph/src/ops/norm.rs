@@ -1,11 +1,12 @@
 //! Normalisation: batch norm (batch statistics and running averages in training, running
-//! statistics in eval; fused kernels), layer norm, and local response norm (AlexNet), the
-//! last two composed from differentiable ops so their gradients follow from the parts.
+//! statistics in eval) and layer norm, each by fused kernels, and local response norm
+//! (AlexNet), composed from differentiable ops so its gradient follows from the parts.
 
 use crate::error::{invalid, shape_err, Result};
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::batch_norm::{batch_norm_apply, batch_norm_backward, batch_norm_stats};
 use ferrograd_device::kernels::conv::Conv2dGeometry;
+use ferrograd_device::kernels::layer_norm::{layer_norm as layer_norm_rows, layer_norm_backward};
 
 /// Running statistics of a batch-norm layer, updated in training (`momentum` weighs the
 /// new batch: `running = (1 - momentum) * running + momentum * batch`, the variance unbiased).
@@ -84,7 +85,9 @@ fn affine(y: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, shape: &[us
 }
 
 /// `x` normalised over its last `normalized_shape.len()` dims (biased variance), then
-/// `* weight + bias` (each `normalized_shape`).
+/// `* weight + bias` (each `normalized_shape`): one launch forward and two backward
+/// (`ferrograd_device::kernels::layer_norm`; one backward without weight and bias). A weight
+/// without a bias, or a bias without a weight, is applied by the elementwise ops after it.
 pub fn layer_norm(
     x: &Tensor,
     normalized_shape: &[usize],
@@ -97,12 +100,46 @@ pub fn layer_norm(
     if k == 0 || shape.len() < k || shape[shape.len() - k..] != *normalized_shape {
         return shape_err("layer_norm", format!("input {shape:?} does not end in {normalized_shape:?}"));
     }
-    let axes: Vec<isize> = (1..=k as isize).map(|a| -a).collect();
-    let mean = x.mean(&axes, true)?;
-    let xc = x.sub(&mean)?;
-    let var = xc.square()?.mean(&axes, true)?;
-    let y = xc.div(&var.add_scalar(eps)?.sqrt()?)?;
-    affine(y, weight, bias, normalized_shape)
+    let (w, b) = match (weight, bias) {
+        (Some(w), Some(b)) => (w, b),
+        (None, None) => return normalise_rows(x, normalized_shape, None, eps),
+        _ => return affine(normalise_rows(x, normalized_shape, None, eps)?, weight, bias, normalized_shape),
+    };
+    for (name, t) in [("weight", w), ("bias", b)] {
+        if t.shape() != normalized_shape {
+            return shape_err(
+                "layer_norm",
+                format!("{name} {:?} for normalized shape {normalized_shape:?}", t.shape()),
+            );
+        }
+    }
+    normalise_rows(x, normalized_shape, Some((w, b)), eps)
+}
+
+/// The fused layer norm of `x`'s rows of `normalized_shape`, with its backward beside it.
+fn normalise_rows(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    affine: Option<(&Tensor, &Tensor)>,
+    eps: f32,
+) -> Result<Tensor> {
+    let d: usize = normalized_shape.iter().product();
+    let mut inputs = vec![x];
+    inputs.extend(affine.into_iter().flat_map(|(w, b)| [w, b]));
+    let xd = x.data();
+    let params = affine.map(|(w, b)| (w.data(), b.data()));
+    let (y, stats) = layer_norm_rows(&xd, d, params.as_ref().map(|(w, b)| (w, b)), eps)?;
+    let weight = params.map(|(w, _)| w);
+    let param_shape = normalized_shape.to_vec();
+    Ok(Tensor::from_op("layer_norm", y, &inputs, move |g, needs| {
+        let (dx, dparams) = layer_norm_backward(&xd, g, &stats, d, weight.as_ref())?;
+        let mut grads = vec![needs[0].then_some(dx)];
+        if let Some((dw, db)) = dparams {
+            grads.extend([needs[1].then(|| dw.reshape(&param_shape)).transpose()?]);
+            grads.extend([needs[2].then(|| db.reshape(&param_shape)).transpose()?]);
+        }
+        Ok(grads)
+    }))
 }
 
 /// PyTorch's `local_response_norm` over channels (dim 1) of `[N, C, ...]`:
