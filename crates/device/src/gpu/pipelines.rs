@@ -8,6 +8,10 @@ use std::sync::{Arc, Mutex};
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    /// Whether wgpu clamps every index the shader uses (its default). Off only for shaders
+    /// that keep each index in range themselves, behind launchers that check every shape
+    /// against the arrays before dispatching (the matmul family; see `kernels::matmul`).
+    pub runtime_checks: bool,
 }
 
 /// Declares a `Shader` static for `shaders/<file>.wgsl`, followed by any further `shaders/<part>.wgsl`.
@@ -21,6 +25,7 @@ macro_rules! shader {
                 include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))
                 $(, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $part, ".wgsl")))*
             ),
+            runtime_checks: true,
         };
     };
 }
@@ -100,10 +105,18 @@ impl PipelineCache {
             return Ok(m.clone());
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),
             source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-        });
+        };
+        let module = if shader.runtime_checks {
+            device.create_shader_module(descriptor)
+        } else {
+            // SAFETY: such a shader guards or clamps every index against the shapes in its
+            // parameters, and its launcher checks those shapes against the bound arrays
+            // (`Shader::runtime_checks`), so no access leaves a binding.
+            unsafe { device.create_shader_module_trusted(descriptor, wgpu::ShaderRuntimeChecks::unchecked()) }
+        };
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(DeviceError::Wgpu {
                 context: format!("parsing shaders/{}.wgsl", shader.name),

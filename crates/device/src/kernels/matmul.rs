@@ -46,25 +46,31 @@ pub static MATMUL: Shader = Shader {
         wgsl!("matmul_tiles_vec4"),
         wgsl!("matmul_rows")
     ),
+    runtime_checks: false,
 };
 
 /// The tile kernels with f16 inputs (needs `SHADER_F16`).
 pub static MATMUL_F16: Shader = Shader {
     name: "matmul_f16",
     source: concat!(wgsl!("matmul_f16"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
+    runtime_checks: false,
 };
 
 /// `rows8` with f32 inputs and A in a uniform buffer (see [`UBO_A_ELEMENTS`]).
-pub static MATMUL_UBO: Shader =
-    Shader { name: "matmul_ubo", source: concat!(wgsl!("matmul_ubo"), wgsl!("matmul_common"), wgsl!("matmul_rows")) };
+pub static MATMUL_UBO: Shader = Shader {
+    name: "matmul_ubo",
+    source: concat!(wgsl!("matmul_ubo"), wgsl!("matmul_common"), wgsl!("matmul_rows")),
+    runtime_checks: false,
+};
 
 /// Elements of the uniform buffer `matmul_ubo.wgsl` reads A from (64 KiB). `rows8` in f32 takes
 /// A from there when one A of at most this size is shared by the whole batch.
 pub const UBO_A_ELEMENTS: usize = 16384;
 
 /// The cooperative-matrix kernel (needs `caps().coop_matrix_f16`).
+/// Runtime checks stay on: it has never run on a GPU, and its full-tile stores are unproven.
 pub static MATMUL_COOP: Shader =
-    Shader { name: "matmul_coop", source: concat!(wgsl!("matmul_coop"), wgsl!("matmul_common")) };
+    Shader { name: "matmul_coop", source: concat!(wgsl!("matmul_coop"), wgsl!("matmul_common")), runtime_checks: true };
 
 /// The longest inner dimension a CPU adapter multiplies with `rows8`: llvmpipe (lavapipe, Mesa
 /// 22.3) stops a shader invocation after 65535 loop iterations summed over all its loops, and
