@@ -28,6 +28,9 @@ const CLASSES: usize = 10;
 /// every logit, and check the outputs and gradients.
 fn check(device: &Device, name: &str, batch: usize, c: usize, hw: usize) {
     let start = Instant::now();
+    if let Some(g) = device.gpu_context() {
+        g.reset_peak_bytes();
+    }
     let model = build(name, CLASSES, c, device, 7).unwrap();
     let named = model.named_parameters();
     let built: Vec<(String, Vec<usize>)> = named.iter().map(|(n, t)| (n.clone(), t.shape())).collect();
@@ -41,7 +44,13 @@ fn check(device: &Device, name: &str, batch: usize, c: usize, hw: usize) {
     assert_grads(name, &named);
     let logits = y.to_vec().unwrap();
     assert!(logits.iter().all(|v| v.is_finite()), "{name}: logits {logits:?}");
-    eprintln!("{name}: {batch}x{c}x{hw}x{hw} forward+backward on {} in {:.2?}", device.name(), start.elapsed());
+    // tests run in parallel, so the peak may include another test's arrays
+    let peak = device.gpu_context().map_or(0, |g| g.stats().peak_bytes_live) as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{name}: {batch}x{c}x{hw}x{hw} forward+backward on {} in {:.2?}, peak {peak:.1} MiB",
+        device.name(),
+        start.elapsed()
+    );
 }
 
 fn assert_grads(name: &str, named: &[(String, Tensor)]) {
