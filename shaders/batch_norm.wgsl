@@ -25,7 +25,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 
 const WG: u32 = 256u;
-var<workgroup> tree: array<f32, 256>;
 
 // The channel a workgroup owns (grids over C may spill into y).
 fn channel_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -36,21 +35,6 @@ fn channel_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 fn at(c: u32, j: u32) -> u32 {
     let n = j / P.s;
     return (n * P.c + c) * P.s + (j - n * P.s);
-}
-
-// The workgroup's sum of `v` (every invocation passes its part; all get the total).
-fn workgroup_sum(t: u32, v: f32) -> f32 {
-    tree[t] = v;
-    workgroupBarrier();
-    for (var h = WG / 2u; h > 0u; h = h / 2u) {
-        if (t < h) {
-            tree[t] = tree[t] + tree[t + h];
-        }
-        workgroupBarrier();
-    }
-    let total = tree[0];
-    workgroupBarrier();
-    return total;
 }
 
 @group(0) @binding(1) var<storage, read> sx: array<f32>;

@@ -19,26 +19,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 
 const WG: u32 = 256u;
-var<workgroup> tree: array<f32, 256>;
 
 // The row (or column) a workgroup owns (grids may spill into y).
 fn owned(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
-}
-
-// The workgroup's sum of `v` (every invocation passes its part; all get the total).
-fn workgroup_sum(t: u32, v: f32) -> f32 {
-    tree[t] = v;
-    workgroupBarrier();
-    for (var h = WG / 2u; h > 0u; h = h / 2u) {
-        if (t < h) {
-            tree[t] = tree[t] + tree[t + h];
-        }
-        workgroupBarrier();
-    }
-    let total = tree[0];
-    workgroupBarrier();
-    return total;
 }
 
 @group(0) @binding(1) var<storage, read> fx: array<f32>;

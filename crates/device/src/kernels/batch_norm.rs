@@ -10,7 +10,7 @@ use crate::error::{shape_err, Result};
 use crate::gpu::{grid_1d, GpuContext, Kernel};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 
-crate::shader!(BATCH_NORM, "batch_norm");
+crate::shader!(BATCH_NORM, "batch_norm", "workgroup_sum");
 
 /// `[N, C, S]` of `x` (S: the product of the dims after C), checked against `[C]` arrays.
 fn dims(kernel: &'static str, x: &Array, per_channel: &[(&str, &Array)]) -> Result<[usize; 3]> {

@@ -10,7 +10,7 @@ use crate::error::{shape_err, Result};
 use crate::gpu::{grid_1d, Kernel};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
 
-crate::shader!(LAYER_NORM, "layer_norm");
+crate::shader!(LAYER_NORM, "layer_norm", "workgroup_sum");
 
 /// Rows of `x` as `[R, D]`, checked: f32, D > 0 dividing its size, `[D]` per-column arrays.
 fn rows(kernel: &'static str, x: &Array, d: usize, per_column: &[(&str, &Array)]) -> Result<usize> {
