@@ -41,8 +41,14 @@ fn run(processes: Option<usize>, args: &[&str], cwd: &Path) -> Output {
             c
         }
     };
-    command.args(args).current_dir(cwd).env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    command.output().expect("the command runs")
+    command.args(args).current_dir(cwd);
+    quiet(&mut command).output().expect("the command runs")
+}
+
+/// The environment of a test run: lavapipe's runtime directory, and OpenMPI's shared-memory
+/// transport without the cross-process copies (ptrace) that containers often forbid.
+fn quiet(command: &mut Command) -> &mut Command {
+    command.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
 }
 
 fn train(processes: Option<usize>, args: &[&str], cwd: &Path) {
@@ -147,15 +153,14 @@ fn a_failing_process_makes_every_process_exit_with_its_error() {
         ["-np", "1", exe, "train", "--data-dir", dir, "--batch-size", "32", "--epochs", "1", "--out", "run"]
             .map(String::from)
     };
-    let out = Command::new(mpirun())
+    let mut command = Command::new(mpirun());
+    command
         .args(["--allow-run-as-root", "--oversubscribe"])
         .args(rank(data.to_str().unwrap()))
         .arg(":")
         .args(rank(tmp.path().join("nowhere").to_str().unwrap()))
-        .current_dir(tmp.path())
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap();
+        .current_dir(tmp.path());
+    let out = quiet(&mut command).output().unwrap();
     let all = text(&out);
     assert!(!out.status.success(), "the job succeeded:\n{all}");
     let said = all.lines().filter(|l| l.starts_with("error: rank 1 failed: ") && l.contains("nowhere")).count();

@@ -347,6 +347,40 @@ mod tests {
     }
 
     #[test]
+    fn shards_split_every_batch_as_distributed_sampler_does() {
+        // with augmentation: an example's crop must not depend on which process reads it
+        let config = LoaderConfig { augmentation: Augmentation::cifar(), ..LoaderConfig::train(8, 3) };
+        let ds = ImageDataset::from_u8(
+            "img".into(),
+            &(0..21 * 3 * 6 * 6).map(|k| (k % 200 + 30) as u8).collect::<Vec<_>>(),
+            (0..21).map(|i| i % 4).collect(),
+            [3, 6, 6],
+            (0..4).map(|c| c.to_string()).collect(),
+            Normalization::cifar10(),
+            &LoadOptions::default(),
+        );
+        let whole = DataLoader::new(Arc::new(ds), config).unwrap();
+        let shards: Vec<DataLoader> = (0..3).map(|r| whole.sharded(r, 3, true).unwrap()).collect();
+        assert_eq!(shards.iter().map(DataLoader::local_batch_size).collect::<Vec<_>>(), vec![3, 3, 2]);
+        let per = 3 * 6 * 6;
+        let parts: Vec<Vec<Batch>> = shards.iter().map(|s| s.epoch(1).unwrap().collect()).collect();
+        for (b, global) in whole.epoch(1).unwrap().enumerate() {
+            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![3, 3, 3]);
+            for (pos, label) in global.labels.iter().enumerate() {
+                let (part, j) = (&parts[pos % 3][b], pos / 3);
+                assert_eq!(part.labels[j], *label);
+                assert_eq!(part.images[j * per..][..per], global.images[pos * per..][..per]);
+            }
+            assert_eq!(parts.iter().map(|p| p[b].len()).sum::<usize>(), global.len());
+        }
+        // 21 = 2 * 8 + 5: a last batch of 5 splits over 3 processes, not over 6
+        let err = whole.sharded(0, 6, true).err().unwrap().to_string();
+        assert!(err.contains("a batch of 5 examples cannot be split over 6 processes"), "{err}");
+        assert!(whole.sharded(0, 6, false).is_ok(), "evaluation skips empty shards instead");
+        assert!(whole.sharded(3, 3, true).is_err());
+    }
+
+    #[test]
     fn augmentation_changes_pixels_not_labels() {
         let ds = ImageDataset::from_u8(
             "img".into(),
