@@ -289,6 +289,9 @@ fn a_job_of_several_processes_needs_the_distributed_feature() {
         .unwrap();
     assert!(!out.status.success());
     let said = text(&out);
-    assert!(said.contains("built without the `distributed` feature") && said.contains("--features distributed"), "{said}");
+    assert!(
+        said.contains("built without the `distributed` feature") && said.contains("--features distributed"),
+        "{said}"
+    );
     assert!(!tmp.path().join("runs").exists(), "nothing is written");
 }

@@ -26,7 +26,8 @@ fn mpirun() -> PathBuf {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join("mpirun"))
         .find(|p| p.is_file());
-    found.expect("mpirun is not on PATH: install MPI (apt-get install openmpi-bin libopenmpi-dev) to test `distributed`")
+    found
+        .expect("mpirun is not on PATH: install MPI (apt-get install openmpi-bin libopenmpi-dev) to test `distributed`")
 }
 
 /// `ferrograd ARGS` alone (`processes` None) or as `mpirun -np N` processes, in `cwd`.

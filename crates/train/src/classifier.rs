@@ -95,7 +95,7 @@ impl TrainTask for Classifier<'_> {
             Some(r) => {
                 let (mut sums, n) = r.agree(local)?;
                 sums.resize(2, 0.0); // a replica that had no test example has no sums
-                sums.push(n as f64);
+                sums.push(n);
                 r.sum_f64(&mut sums)?;
                 let n = sums.pop().unwrap_or(0.0);
                 (sums, n)

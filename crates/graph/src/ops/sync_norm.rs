@@ -10,9 +10,9 @@
 //! same way (`count_r / count_total`), which keeps batches of unequal size exact.
 
 use crate::error::{GraphError, Result};
+use crate::no_grad;
 use crate::ops::norm::RunningStats;
 use crate::replicas::ReplicaSum;
-use crate::no_grad;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::batch_norm::{batch_norm_apply, batch_norm_backward, batch_norm_stats};
 use ferrograd_device::Array;

@@ -19,7 +19,8 @@ pub const BUCKET_VALUES: usize = 25 * 1024 * 1024 / 4;
 /// `tensors` flattened and joined on the device, read back with one wait.
 fn read_flat(tensors: &[Tensor]) -> Result<Vec<f32>> {
     let _no_grad = no_grad();
-    let flat: Vec<Tensor> = tensors.iter().map(|t| t.reshape_to(&[t.numel()])).collect::<std::result::Result<_, _>>()?;
+    let flat: Vec<Tensor> =
+        tensors.iter().map(|t| t.reshape_to(&[t.numel()])).collect::<std::result::Result<_, _>>()?;
     Ok(Tensor::cat(&flat.iter().collect::<Vec<_>>(), 0)?.to_vec()?)
 }
 
@@ -65,8 +66,7 @@ pub fn sync_gradients(replicas: &Replicas, params: &[Tensor], examples: usize) -
 
 /// Sets every tensor in `tensors` (f32 values, the same shapes on every replica) to rank 0's.
 pub fn broadcast_from_root(replicas: &Replicas, tensors: &[Tensor]) -> Result<()> {
-    let tensors: Vec<Tensor> =
-        tensors.iter().filter(|t| t.dtype() == ferrograd_device::DType::F32).cloned().collect();
+    let tensors: Vec<Tensor> = tensors.iter().filter(|t| t.dtype() == ferrograd_device::DType::F32).cloned().collect();
     if tensors.is_empty() {
         return replicas.agree(Ok(()));
     }
