@@ -137,8 +137,8 @@ impl Replicas {
         bytes.resize(u64::from_le_bytes(len) as usize, 0);
         self.comm.broadcast_bytes(root, &mut bytes);
         let message = String::from_utf8_lossy(&bytes).into_owned();
-        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some((root, message));
-        Err(self.agreed_error().expect("just recorded"))
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some((root, message.clone()));
+        Err(TrainError::Replica { rank: root, message })
     }
 
     /// Element-wise sums over the replicas, after agreeing that none failed.
