@@ -31,9 +31,9 @@ fn read_channels(arrays: &[&Array]) -> Result<Vec<f64>> {
     Tensor::cat(&tensors.iter().collect::<Vec<_>>(), 0)?.to_vec_f64()
 }
 
+/// `[C]` values onto `like`'s device (f32 on a GPU, exact on the CPU device).
 fn upload(like: &Array, values: &[f64]) -> Result<Array> {
-    let v: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-    Ok(Array::from_f32(&like.device(), &v, &[v.len()])?)
+    Ok(Array::from_f64(&like.device(), values, &[values.len()])?)
 }
 
 /// `x` (`[N, C, ...]`) normalised with the statistics of all replicas' batches, then
@@ -83,9 +83,11 @@ pub fn batch_norm_synced(
         // dy * xhat; the correction is batch_norm_apply's affine map with weight w/sigma*B
         // and bias w/sigma*A
         let scale = count * total;
+        // the variance as the kernels read it
+        let stored = |v: f64| if xd.device().is_gpu() { v as f32 as f64 } else { v };
         let (mut slope, mut offset) = (vec![0.0; c], vec![0.0; c]);
         for ch in 0..c {
-            let inv = 1.0 / (var[ch] as f32 as f64 + eps as f64).sqrt();
+            let inv = 1.0 / (stored(var[ch]) + eps as f64).sqrt();
             let w = local[2 * c + ch];
             offset[ch] = w * inv * sums[ch] / scale;
             slope[ch] = w * inv * sums[c + ch] / scale;
