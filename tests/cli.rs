@@ -274,3 +274,24 @@ fn the_driver_does_not_complain_about_a_missing_runtime_dir() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&private[0]).unwrap().permissions().mode() & 0o777, 0o700);
 }
+
+/// `mpirun -np 2` of a build without the `distributed` feature would start two processes that
+/// each train alone into one folder; each refuses, saying how to build it.
+#[cfg(not(feature = "distributed"))]
+#[test]
+fn a_job_of_several_processes_needs_the_distributed_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(["train", "--epochs", "1"])
+        .current_dir(tmp.path())
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("built without the `distributed` feature") && said.contains("--features distributed"),
+        "{said}"
+    );
+    assert!(!tmp.path().join("runs").exists(), "nothing is written");
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod devices;
+mod distributed;
 mod eval;
 mod flags;
 mod models;
@@ -56,13 +57,20 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Some(Command::Devices) => devices::run(),
         Some(Command::Models) => models::run(),
         Some(Command::Bench(args)) => bench::run(args),
-        Some(Command::Train(args)) => train::run(*args, &given_flags(matches.subcommand_matches("train"))),
+        Some(Command::Train(args)) => train_in_job(*args, &given_flags(matches.subcommand_matches("train"))),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Visualize(args)) => visualize::run(args),
         Some(Command::Sample(args)) => sample::run(args),
-        None => train::run(train::TrainArgs::default(), &[]),
+        None => train_in_job(train::TrainArgs::default(), &[]),
     }
+}
+
+/// `train`, as one process of the job `mpirun` started (or alone).
+fn train_in_job(args: train::TrainArgs, given: &[String]) -> anyhow::Result<()> {
+    let job = distributed::Job::join()?;
+    let result = train::run(args, given, &job);
+    job.finish(result)
 }
 
 /// The ids of `train`'s flags given on the command line (not left at their defaults; the

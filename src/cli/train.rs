@@ -3,6 +3,7 @@
 //! (`cargo run --release` is LeNet-5 on the bundled MNIST). The sequence tasks are in
 //! `train_seq.rs`.
 
+use super::distributed::{require_alone, Job};
 use super::setup::{load_split, open_device};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -128,6 +129,10 @@ pub struct TrainArgs {
     /// Turn off random crops and flips (on by default for CIFAR-10)
     #[arg(long)]
     pub no_augment: bool,
+    /// Under mpirun: batch norm's statistics over the whole global batch (PyTorch's
+    /// SyncBatchNorm) instead of each process's shard
+    #[arg(long)]
+    pub sync_bn: bool,
 }
 
 impl Default for TrainArgs {
@@ -163,7 +168,7 @@ fn recipe(model: &str, dataset: ImageDatasetKind) -> Recipe {
         // LeNet-5 to about 98.7% on MNIST (PyTorch, same recipe, seeds 0-2: 98.73-98.89%;
         // benches/pytorch/lenet_recipe.py).
         // Fashion-MNIST is harder: a few epochs more.
-        "lenet5" | "mlp" if small_images => Recipe {
+        "lenet5" | "lenet5_bn" | "mlp" if small_images => Recipe {
             epochs: if dataset == ImageDatasetKind::Mnist { 1 } else { FASHION_EPOCHS },
             batch_size: 64,
             optimizer: OptimizerKind::Adam,
@@ -268,6 +273,7 @@ impl TaskKind {
                 "label_smoothing",
                 "limit",
                 "no_augment",
+                "sync_bn",
             ],
             TaskKind::CharLm => &["data_dir", "bptt"],
             TaskKind::SeqMnist => &["data_dir", "limit"],
@@ -311,7 +317,7 @@ pub struct RunFolder {
 
 /// Without `--out`, a default folder that holds a run is kept and the next free `-2`, `-3`, ...
 /// is used (unless resuming or overwriting it).
-fn run_folder(args: &TrainArgs, model: &str) -> RunFolder {
+fn run_folder(args: &TrainArgs, model: &str, say: bool) -> RunFolder {
     let existing = match (args.resume, args.overwrite) {
         (true, _) => Existing::Resume,
         (_, true) => Existing::Overwrite,
@@ -322,7 +328,7 @@ fn run_folder(args: &TrainArgs, model: &str) -> RunFolder {
         None => {
             let base = PathBuf::from("runs").join(format!("{model}-{}", args.dataset));
             let out = if existing == Existing::Refuse { run_dir::fresh(&base) } else { base.clone() };
-            if out != base {
+            if out != base && say {
                 println!(
                     "{} holds a run, so this one goes to {} (--resume continues that run, --overwrite replaces it)",
                     base.display(),
@@ -335,24 +341,28 @@ fn run_folder(args: &TrainArgs, model: &str) -> RunFolder {
     RunFolder { out, existing }
 }
 
-/// Trains what `args` name; `given` holds the ids of the flags given on the command line.
-pub fn run(args: TrainArgs, given: &[String]) -> anyhow::Result<()> {
+/// Trains what `args` name, as one process of `job`; `given` holds the ids of the flags given
+/// on the command line.
+pub fn run(args: TrainArgs, given: &[String], job: &Job) -> anyhow::Result<()> {
     super::flags::check(&args)?;
     let task = TaskKind::of(&args.dataset);
     check_flags(task, &args.dataset, given)?;
     let model = args.model.clone().unwrap_or_else(|| task.default_model().to_string());
-    let folder = run_folder(&args, &model);
+    let folder = run_folder(&args, &model, job.is_root());
+    if task != TaskKind::Image {
+        require_alone(job, task.describe())?;
+    }
     match task {
-        TaskKind::Image => image(&args, &model, &folder),
+        TaskKind::Image => image(&args, &model, &folder, job),
         TaskKind::CharLm => super::train_seq::char_lm(&args, &model, &folder),
         TaskKind::SeqMnist => super::train_seq::seq_mnist(&args, &model, &folder),
         TaskKind::Seq2Seq => super::train_seq::seq2seq(&args, &model, &folder),
     }
 }
 
-/// An image classifier from the zoo on an image data set.
-fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()> {
-    let device = open_device(&args.device)?;
+/// An image classifier from the zoo on an image data set, alone or as one process of `job`.
+fn image(args: &TrainArgs, model: &str, folder: &RunFolder, job: &Job) -> anyhow::Result<()> {
+    let device = open_device(&job.device_spec(&args.device))?;
     let kind = ImageDatasetKind::parse(&args.dataset)?;
     let data_dir = args.data_dir.as_deref();
     let r = recipe(model, kind);
@@ -368,8 +378,15 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()
         augmentation: if augment { Augmentation::cifar() } else { Augmentation::none() },
         ..LoaderConfig::train(batch_size, args.seed)
     };
-    let train = DataLoader::new(train_set.clone(), train_config)?;
-    let test = DataLoader::new(test_set, LoaderConfig::eval(batch_size.max(256)))?;
+    let mut train = DataLoader::new(train_set.clone(), train_config)?;
+    let mut test = DataLoader::new(test_set, LoaderConfig::eval(batch_size.max(256)))?;
+    if let Some(r) = &job.replicas {
+        train = train.sharded(r.rank(), r.size(), true)?;
+        test = test.sharded(r.rank(), r.size(), false)?;
+        if args.sync_bn {
+            ferrograd_graph::replicas::set_sync_batch_norm(Some(r.clone()));
+        }
+    }
 
     let net: Box<dyn Module> = registry::build(model, train_set.num_classes(), train_set.channels, &device, args.seed)?;
     let params = net.named_parameters();
@@ -384,25 +401,47 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()
     let total_steps = epochs * train.batches_per_epoch();
     let schedule = schedule(args.schedule.unwrap_or(r.schedule), lr, total_steps);
 
-    println!(
-        "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}",
-        net.num_parameters(),
-        kind.name(),
-        train_set.len(),
-        test.dataset().len(),
-        train_set.image_shape(),
-        device.name(),
-    );
+    let processes = match &job.replicas {
+        Some(r) => format!(" in {} processes (this one {})", r.size(), device.name()),
+        None => String::new(),
+    };
+    if job.is_root() {
+        println!(
+            "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}{processes}",
+            net.num_parameters(),
+            kind.name(),
+            train_set.len(),
+            test.dataset().len(),
+            train_set.image_shape(),
+            device.name(),
+        );
+    }
     let config = TrainerConfig {
         existing: folder.existing,
         reset_optimizer: args.reset_optimizer,
         clip_grad_norm: args.clip_grad_norm,
         pause_after: args.pause_after,
+        replicas: job.replicas.clone(),
         ..TrainerConfig::new(model, kind.name(), epochs, &folder.out)
     };
     let mut task = Classifier::new(net.as_ref(), &train, Some(&test), &device);
     task.label_smoothing = args.label_smoothing;
+    task.replicas = job.replicas.clone();
     let summary = fit(&mut task, optimizer.as_mut(), schedule.as_ref(), &device, &config)?;
+    if let Some(r) = job.replicas.as_ref().filter(|r| r.is_root()) {
+        let c = r.comm_stats();
+        let steps = c.syncs.max(1) as f64;
+        println!(
+            "gradient all-reduce over {} processes: {:.2} ms and {:.0} bytes sent per step ({} steps)",
+            r.size(),
+            c.all_reduce.as_secs_f64() * 1e3 / steps,
+            c.bytes as f64 / steps,
+            c.syncs
+        );
+    }
+    if !job.is_root() {
+        return summary.stopped.as_ref().map_or(Ok(()), |reason| anyhow::bail!("training stopped: {reason}"));
+    }
     report(&summary, &folder.out)
 }
 

@@ -65,6 +65,7 @@ pub mod ops;
 pub mod optim;
 pub mod random;
 pub mod range;
+pub mod replicas;
 pub mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};

@@ -35,9 +35,10 @@ const CIFAR: [usize; 3] = [3, 32, 32];
 const IMAGENET: [usize; 3] = [3, 224, 224];
 
 /// Name, input shape, default classes, description.
-const MODELS: [(&str, [usize; 3], usize, &str); 34] = [
+const MODELS: [(&str, [usize; 3], usize, &str); 35] = [
     ("mlp", MNIST, 10, "multi-layer perceptron 784-512-256-10, ReLU"),
     ("lenet5", MNIST_PADDED, 10, "LeNet-5 (LeCun 1998), max pooling + ReLU"),
+    ("lenet5_bn", MNIST_PADDED, 10, "LeNet-5 with BatchNorm after each convolution"),
     ("alexnet", IMAGENET, 1000, "AlexNet, torchvision layout"),
     ("alexnet_lrn", [3, 227, 227], 1000, "AlexNet as in the 2012 paper: LRN, grouped convolutions"),
     ("zfnet", IMAGENET, 1000, "ZFNet (Zeiler & Fergus 2013): 7x7/2 first conv, LRN"),
@@ -75,7 +76,7 @@ const MODELS: [(&str, [usize; 3], usize, &str); 34] = [
 /// A model name resolved to its architecture.
 enum Arch {
     Mlp(&'static [usize]),
-    LeNet5,
+    LeNet5 { batch_norm: bool },
     AlexNet,
     AlexNetLrn,
     ZfNet,
@@ -87,7 +88,8 @@ enum Arch {
 fn parse(name: &str) -> Option<Arch> {
     Some(match name {
         "mlp" => Arch::Mlp(&MLP_HIDDEN),
-        "lenet5" => Arch::LeNet5,
+        "lenet5" => Arch::LeNet5 { batch_norm: false },
+        "lenet5_bn" => Arch::LeNet5 { batch_norm: true },
         "alexnet" => Arch::AlexNet,
         "alexnet_lrn" => Arch::AlexNetLrn,
         "zfnet" => Arch::ZfNet,
@@ -141,7 +143,8 @@ pub fn build(
     manual_seed(seed);
     Ok(match arch {
         Arch::Mlp(hidden) => Box::new(Mlp::new(device, in_channels * 28 * 28, hidden, num_classes)?),
-        Arch::LeNet5 => Box::new(LeNet5::new(device, num_classes, in_channels)?),
+        Arch::LeNet5 { batch_norm: false } => Box::new(LeNet5::new(device, num_classes, in_channels)?),
+        Arch::LeNet5 { batch_norm: true } => Box::new(LeNet5::with_batch_norm(device, num_classes, in_channels)?),
         Arch::AlexNet => Box::new(alexnet(device, num_classes, in_channels)?),
         Arch::AlexNetLrn => Box::new(alexnet_lrn(device, num_classes, in_channels)?),
         Arch::ZfNet => Box::new(zfnet(device, num_classes, in_channels)?),
@@ -160,7 +163,7 @@ pub fn build(
 pub fn shapes(name: &str, num_classes: usize, in_channels: usize) -> Result<ParamShapes> {
     Ok(match arch(name)? {
         Arch::Mlp(hidden) => Mlp::shapes(in_channels * 28 * 28, hidden, num_classes),
-        Arch::LeNet5 => LeNet5::shapes(num_classes, in_channels),
+        Arch::LeNet5 { batch_norm } => LeNet5::shapes(num_classes, in_channels, batch_norm),
         Arch::AlexNet => alexnet_shapes(num_classes, in_channels),
         Arch::AlexNetLrn => alexnet_lrn_shapes(num_classes, in_channels),
         Arch::ZfNet => zfnet_shapes(num_classes, in_channels),

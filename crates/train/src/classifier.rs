@@ -1,7 +1,10 @@
 //! Image classification as a [`TrainTask`]: any `Module` that maps `[N, C, H, W]` images to
 //! `[N, K]` logits, trained with cross-entropy (optionally label-smoothed) on a data loader's
 //! batches and evaluated on a test loader (loss and accuracy), by [`crate::trainer::fit`].
+//! As a replica of a data-parallel job its loaders are sharded and the evaluation's sums are
+//! added over the replicas.
 
+use crate::distributed::Replicas;
 use crate::error::{Result, TrainError};
 use crate::loader::{Batch, Batches, DataLoader};
 use crate::preflight;
@@ -12,6 +15,7 @@ use ferrograd_graph::functional::{cross_entropy, one_hot};
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::range::Allowed;
 use ferrograd_graph::{no_grad, Tensor};
+use std::sync::Arc;
 
 pub struct Classifier<'a> {
     pub model: &'a dyn Module,
@@ -19,6 +23,8 @@ pub struct Classifier<'a> {
     pub test: Option<&'a DataLoader>,
     pub label_smoothing: f32,
     pub device: Device,
+    /// set when this is one replica of a data-parallel job: the test counts are summed over them
+    pub replicas: Option<Arc<Replicas>>,
     batches: Option<Batches>,
     /// the test set in batches that fit the device, where `test`'s do not (preflight)
     fitted_test: Option<DataLoader>,
@@ -32,6 +38,7 @@ impl<'a> Classifier<'a> {
             test,
             label_smoothing: 0.0,
             device: device.clone(),
+            replicas: None,
             batches: None,
             fitted_test: None,
         }
@@ -83,7 +90,19 @@ impl TrainTask for Classifier<'_> {
     fn evaluate(&mut self, tick: &mut dyn FnMut(usize, usize)) -> Result<Evaluation> {
         self.batches = None;
         let Some(test) = self.fitted_test.as_ref().or(self.test) else { return Ok(Evaluation::default()) };
-        let (loss, accuracy) = evaluate_with(self.model, test, &self.device, tick)?;
+        let local = evaluate_with(self.model, test, &self.device, tick);
+        let (sums, n) = match &self.replicas {
+            Some(r) => {
+                let (mut sums, n) = r.agree(local)?;
+                sums.resize(2, 0.0); // a replica that had no test example has no sums
+                sums.push(n);
+                r.sum_f64(&mut sums)?;
+                let n = sums.pop().unwrap_or(0.0);
+                (sums, n)
+            }
+            None => local?,
+        };
+        let (loss, accuracy) = means(&sums, n);
         Ok(Evaluation { loss: Some(loss), accuracy: Some(accuracy) })
     }
 }
@@ -91,7 +110,14 @@ impl TrainTask for Classifier<'_> {
 /// Mean loss and accuracy (a fraction) of `model` over every batch of `loader`, in eval mode
 /// without gradients; one GPU wait at the end.
 pub fn evaluate(model: &dyn Module, loader: &DataLoader, device: &Device) -> Result<(f64, f64)> {
-    evaluate_with(model, loader, device, &mut |_, _| {})
+    let (sums, n) = evaluate_with(model, loader, device, &mut |_, _| {})?;
+    Ok(means(&sums, n))
+}
+
+/// Mean loss and accuracy from `[loss * n, correct]` sums over `n` examples.
+fn means(sums: &[f64], n: f64) -> (f64, f64) {
+    let n = n.max(1.0);
+    (sums.first().map_or(f64::NAN, |l| l / n), sums.get(1).map_or(f64::NAN, |c| c / n))
 }
 
 fn evaluate_with(
@@ -99,12 +125,15 @@ fn evaluate_with(
     loader: &DataLoader,
     device: &Device,
     tick: &mut dyn FnMut(usize, usize),
-) -> Result<(f64, f64)> {
+) -> Result<(Vec<f64>, f64)> {
     model.eval();
     let _no_grad = no_grad();
     let mut window = StatsWindow::default();
     let total = loader.batches_per_epoch();
     for (i, batch) in loader.epoch(0)?.enumerate() {
+        if batch.is_empty() {
+            continue; // a replica's empty shard of a last batch smaller than the job
+        }
         let (x, y) = upload(&batch, device)?;
         let logits = model.forward(&x)?;
         let loss = cross_entropy(&logits, &y, 0.0)?;
@@ -112,8 +141,7 @@ fn evaluate_with(
         tick(i + 1, total);
     }
     let (sums, n) = window.read()?;
-    let n = n.max(1) as f64;
-    Ok((sums.first().map_or(f64::NAN, |l| l / n), sums.get(1).map_or(f64::NAN, |c| c / n)))
+    Ok((sums, n as f64))
 }
 
 fn upload(batch: &Batch, device: &Device) -> Result<(Tensor, Tensor)> {

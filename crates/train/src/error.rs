@@ -28,6 +28,9 @@ pub enum TrainError {
     /// An array too large for the device at this batch size; names what to change.
     #[error("{0}")]
     BatchTooLarge(String),
+    /// The failure of one process of a data-parallel job, as every process reports it.
+    #[error("rank {rank} failed: {message}")]
+    Replica { rank: usize, message: String },
     #[error(transparent)]
     Device(#[from] ferrograd_device::DeviceError),
     #[error(transparent)]

@@ -5,6 +5,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod classifier;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod figure;
 pub mod grid;

@@ -2,8 +2,9 @@
 //! background thread that keeps a few ready batches in a bounded channel so the GPU is not
 //! starved. Batches are host-side (`Vec<f32>` images, `Vec<u32>` labels); the trainer uploads.
 //!
-//! Everything random is a function of (seed, epoch, batch index), so an epoch started at a
-//! later batch (`epoch_from`, for resuming) yields exactly the batches a full epoch would.
+//! Everything random is a function of (seed, epoch, position in the epoch), so an epoch started
+//! at a later batch (`epoch_from`, for resuming) yields exactly the batches a full epoch would,
+//! and a replica of a data-parallel job (`sharded`) reads exactly its part of them.
 
 use crate::augment::Augmentation;
 use crate::data::ImageDataset;
@@ -69,6 +70,16 @@ impl Batch {
 pub struct DataLoader {
     dataset: Arc<ImageDataset>,
     config: LoaderConfig,
+    shard: Option<Shard>,
+}
+
+/// Which part of every batch a replica of a data-parallel job reads: positions `rank`,
+/// `rank + size`, ... of the batch (DistributedSampler's split: the global batch is the one a
+/// single process would read, and the replicas' shards are disjoint and cover it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub size: usize,
 }
 
 impl DataLoader {
@@ -90,7 +101,7 @@ impl DataLoader {
                 dataset.channels
             )));
         }
-        Ok(DataLoader { dataset, config })
+        Ok(DataLoader { dataset, config, shard: None })
     }
 
     pub fn dataset(&self) -> &ImageDataset {
@@ -99,7 +110,39 @@ impl DataLoader {
 
     /// The same data and settings in batches of `batch_size`.
     pub fn with_batch_size(&self, batch_size: usize) -> Result<DataLoader> {
-        DataLoader::new(self.dataset.clone(), LoaderConfig { batch_size, ..self.config.clone() })
+        let loader = DataLoader::new(self.dataset.clone(), LoaderConfig { batch_size, ..self.config.clone() })?;
+        Ok(DataLoader { shard: self.shard, ..loader })
+    }
+
+    /// This loader as replica `rank` of `size` reads it: the same batches (`batch_size` is the
+    /// global batch), each cut to this replica's [`Shard`]. With `training`, every replica
+    /// must get examples from every batch (a replica with none has no step to take), so a batch
+    /// smaller than `size`, or a last batch that is, is refused with what to change; in
+    /// evaluation a replica simply skips a batch it has nothing of.
+    pub fn sharded(&self, rank: usize, size: usize, training: bool) -> Result<DataLoader> {
+        if rank >= size {
+            return Err(TrainError::Config(format!("rank {rank} of a job of {size} processes")));
+        }
+        let (n, b) = (self.dataset.len(), self.config.batch_size);
+        let last = if self.config.drop_last || n % b == 0 { b.min(n) } else { n % b };
+        if training && size > 1 && last.min(b.min(n)) < size {
+            return Err(TrainError::Config(format!(
+                "a batch of {} examples cannot be split over {size} processes (batch size {b}, {n} examples); \
+                 choose a batch size and a --limit that leave each process at least one example of every batch",
+                last.min(b.min(n))
+            )));
+        }
+        Ok(DataLoader { dataset: self.dataset.clone(), config: self.config.clone(), shard: Some(Shard { rank, size }) })
+    }
+
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// The most examples one of this loader's batches holds on this replica.
+    pub fn local_batch_size(&self) -> usize {
+        let b = self.config.batch_size.min(self.dataset.len());
+        self.shard.map_or(b, |s| b.saturating_sub(s.rank).div_ceil(s.size))
     }
 
     pub fn config(&self) -> &LoaderConfig {
@@ -141,11 +184,12 @@ impl DataLoader {
         let (tx, rx) = sync_channel(self.config.prefetch);
         let dataset = Arc::clone(&self.dataset);
         let config = self.config.clone();
+        let shard = self.shard;
         let handle = std::thread::Builder::new()
             .name("ferrograd-loader".into())
             .spawn(move || {
                 for index in first_batch..total {
-                    let batch = make_batch(&dataset, &config, &order, epoch, index);
+                    let batch = make_batch(&dataset, &config, shard, &order, epoch, index);
                     if tx.send(batch).is_err() {
                         return; // the consumer stopped early
                     }
@@ -156,10 +200,23 @@ impl DataLoader {
     }
 }
 
-/// Batch `index` of an epoch whose example order is `order`.
-fn make_batch(dataset: &ImageDataset, config: &LoaderConfig, order: &[usize], epoch: usize, index: usize) -> Batch {
+/// Batch `index` of an epoch whose example order is `order`, or this replica's shard of it.
+fn make_batch(
+    dataset: &ImageDataset,
+    config: &LoaderConfig,
+    shard: Option<Shard>,
+    order: &[usize],
+    epoch: usize,
+    index: usize,
+) -> Batch {
     let start = index * config.batch_size;
-    let ids = &order[start..(start + config.batch_size).min(order.len())];
+    let global = &order[start..(start + config.batch_size).min(order.len())];
+    // (position in the epoch, example) of the examples this replica reads
+    let picked: Vec<(usize, usize)> = match shard {
+        Some(Shard { rank, size }) => (rank..global.len()).step_by(size).map(|p| (start + p, global[p])).collect(),
+        None => global.iter().enumerate().map(|(p, &i)| (start + p, i)).collect(),
+    };
+    let ids: Vec<usize> = picked.iter().map(|&(_, i)| i).collect();
     let per = dataset.image_len();
     let shape = dataset.image_shape();
     let mut images = vec![0.0f32; ids.len() * per];
@@ -169,8 +226,10 @@ fn make_batch(dataset: &ImageDataset, config: &LoaderConfig, order: &[usize], ep
         }
     } else {
         let fill: Vec<f32> = (0..dataset.channels).map(|c| dataset.normalization.apply(c, 0)).collect();
-        let mut rng = rng_for(config.seed, epoch, index as u64);
-        for (&i, dst) in ids.iter().zip(images.chunks_exact_mut(per)) {
+        // a generator per position in the epoch: an example's crop does not depend on which
+        // replica reads it
+        for (&(position, i), dst) in picked.iter().zip(images.chunks_exact_mut(per)) {
+            let mut rng = rng_for(config.seed, epoch, position as u64);
             config.augmentation.apply(dataset.image(i), shape, &fill, &mut rng, dst);
         }
     }
@@ -285,6 +344,40 @@ mod tests {
         assert_eq!(resumed.len(), 2);
         assert_eq!(resumed.collect::<Vec<_>>(), full[2..].to_vec());
         assert_eq!(loader.epoch_from(2, 9).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn shards_split_every_batch_as_distributed_sampler_does() {
+        // with augmentation: an example's crop must not depend on which process reads it
+        let config = LoaderConfig { augmentation: Augmentation::cifar(), ..LoaderConfig::train(8, 3) };
+        let ds = ImageDataset::from_u8(
+            "img".into(),
+            &(0..21 * 3 * 6 * 6).map(|k| (k % 200 + 30) as u8).collect::<Vec<_>>(),
+            (0..21).map(|i| i % 4).collect(),
+            [3, 6, 6],
+            (0..4).map(|c| c.to_string()).collect(),
+            Normalization::cifar10(),
+            &LoadOptions::default(),
+        );
+        let whole = DataLoader::new(Arc::new(ds), config).unwrap();
+        let shards: Vec<DataLoader> = (0..3).map(|r| whole.sharded(r, 3, true).unwrap()).collect();
+        assert_eq!(shards.iter().map(DataLoader::local_batch_size).collect::<Vec<_>>(), vec![3, 3, 2]);
+        let per = 3 * 6 * 6;
+        let parts: Vec<Vec<Batch>> = shards.iter().map(|s| s.epoch(1).unwrap().collect()).collect();
+        for (b, global) in whole.epoch(1).unwrap().enumerate() {
+            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![3, 3, 3]);
+            for (pos, label) in global.labels.iter().enumerate() {
+                let (part, j) = (&parts[pos % 3][b], pos / 3);
+                assert_eq!(part.labels[j], *label);
+                assert_eq!(part.images[j * per..][..per], global.images[pos * per..][..per]);
+            }
+            assert_eq!(parts.iter().map(|p| p[b].len()).sum::<usize>(), global.len());
+        }
+        // 21 = 2 * 8 + 5: a last batch of 5 splits over 3 processes, not over 6
+        let err = whole.sharded(0, 6, true).err().unwrap().to_string();
+        assert!(err.contains("a batch of 5 examples cannot be split over 6 processes"), "{err}");
+        assert!(whole.sharded(0, 6, false).is_ok(), "evaluation skips empty shards instead");
+        assert!(whole.sharded(3, 3, true).is_err());
     }
 
     #[test]

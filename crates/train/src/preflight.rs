@@ -60,7 +60,7 @@ pub fn fit_eval_batches(
 }
 
 fn largest_batch(loader: &DataLoader) -> usize {
-    loader.config().batch_size.min(loader.dataset().len())
+    loader.local_batch_size()
 }
 
 /// The largest batch up to `batch` that the device takes (0 when not even one example fits),

@@ -4,9 +4,12 @@
 //! rest: the learning rate per step, gradient clipping, the loss read back every `read_every`
 //! steps (a step's only wait for the GPU), a stop on a non-finite training or test loss,
 //! `metrics.csv`, the curves, `checkpoint.safetensors` after every epoch, exact resume, and
-//! `summary.json`.
+//! `summary.json`. With `config.replicas` it is one replica of a data-parallel job: the gradients
+//! are averaged over the replicas after backward, the statistics summed, and rank 0 alone writes.
 
 use crate::checkpoint::{self, CheckpointMeta};
+use crate::distributed::data_parallel::DataParallel;
+use crate::distributed::Replicas;
 use crate::error::{Result, TrainError};
 use crate::metrics::{read_metrics, MetricsRow, MetricsWriter};
 use crate::plot::plot_training_curves;
@@ -22,6 +25,7 @@ use ferrograd_graph::random::{seed_position, set_seed_position};
 use ferrograd_graph::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use crate::run_dir::{CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE};
@@ -50,6 +54,8 @@ pub struct TrainerConfig {
     pub pause_after: Option<usize>,
     /// on resume, start the optimizer afresh instead of requiring its state in the checkpoint
     pub reset_optimizer: bool,
+    /// train as one replica of a data-parallel job (the task reads its shard of each batch)
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 impl TrainerConfig {
@@ -64,6 +70,7 @@ impl TrainerConfig {
             clip_grad_norm: None,
             pause_after: None,
             reset_optimizer: false,
+            replicas: None,
         }
     }
 }
@@ -154,9 +161,15 @@ pub fn fit(
             config.read_every
         )));
     }
+    let replicas = config.replicas.as_deref();
+    let root = replicas.is_none_or(Replicas::is_root);
     let dir = &config.out_dir;
-    let removed = run_dir::prepare(dir, config.existing)?;
-    let mut progress = Progress::new(config.epochs, steps_per_epoch, task.unit());
+    let removed = agree(replicas, if root { run_dir::prepare(dir, config.existing) } else { Ok(Vec::new()) })?;
+    let mut progress = if root {
+        Progress::new(config.epochs, steps_per_epoch, task.unit())
+    } else {
+        Progress::lines(steps_per_epoch, task.unit(), Box::new(std::io::sink()))
+    };
     for path in removed {
         progress.message(&format!("removed {}, left by a checkpoint write that was killed", path.display()));
     }
@@ -167,12 +180,18 @@ pub fn fit(
     let csv_path = dir.join(METRICS_FILE);
     let planned_steps = (config.epochs * steps_per_epoch) as u64;
     let start = match config.existing {
-        Existing::Resume => resume(task, optimizer, schedule, device, config, planned_steps, &mut progress)?,
-        _ => Start::default(),
+        Existing::Resume => resume(task, optimizer, schedule, device, config, planned_steps, &mut progress),
+        _ => Ok(Start::default()),
     };
-    let mut metrics = match config.existing {
-        Existing::Resume => MetricsWriter::resume(&csv_path, start.step)?,
-        _ => MetricsWriter::create(&csv_path)?,
+    let start = agree(replicas, start)?;
+    let ddp = match &config.replicas {
+        Some(r) => Some(DataParallel::new(r.clone(), task.model())?),
+        None => None,
+    };
+    let mut metrics = match (root, config.existing) {
+        (false, _) => None,
+        (true, Existing::Resume) => Some(MetricsWriter::resume(&csv_path, start.step)?),
+        (true, _) => Some(MetricsWriter::create(&csv_path)?),
     };
     let mut step = start.step;
     let run_start = Instant::now();
@@ -208,22 +227,30 @@ pub fn fit(
         progress.start_epoch();
         let epoch_start = Instant::now();
         let (mut window, mut sums, mut examples, mut units) = (StatsWindow::default(), Vec::new(), 0, 0);
+        // units since the last read, this replica's (the read sums them over the replicas)
+        let mut window_units = 0;
         for i in 0..steps_per_epoch {
             let lr = schedule.lr(step as usize);
             optimizer.set_lr(lr);
             let out = task.step(step)?;
             optimizer.zero_grad();
             out.loss.backward()?;
+            if let Some(ddp) = &ddp {
+                ddp.sync_gradients(out.examples)?;
+            }
             if let Some(max_norm) = config.clip_grad_norm {
                 clip_grad_norm(&task.model().parameters(), max_norm)?;
             }
             optimizer.step()?;
             window.add(&out.stats, out.examples)?;
             units += out.units;
+            window_units += out.units;
             step += 1;
             let mut shown_loss = None;
             if (i + 1) % config.read_every == 0 || i + 1 == steps_per_epoch {
-                let (read, n) = window.read()?;
+                let (read, n, job_units) = read_stats(replicas, window.read(), window_units)?;
+                units = units - window_units + job_units;
+                window_units = 0;
                 let loss = read[0] / n.max(1) as f64;
                 if !loss.is_finite() {
                     let reason = format!(
@@ -231,12 +258,14 @@ pub fn fit(
                         epoch + 1,
                         last_good(epoch)
                     );
-                    return stop(&mut progress, summary, reason, seconds(&run_start), dir);
+                    return stop(&mut progress, summary, reason, seconds(&run_start), root.then_some(dir));
                 }
                 add_into(&mut sums, &read);
                 examples += n;
                 shown_loss = Some(loss);
-                metrics.step_scalars(step, &[("train/step_loss", loss), ("train/step_lr", lr)])?;
+                if let Some(metrics) = &mut metrics {
+                    metrics.step_scalars(step, &[("train/step_loss", loss), ("train/step_lr", lr)])?;
+                }
                 step_losses.push((step as f64 / steps_per_epoch as f64, loss));
             }
             progress.step(shown_loss, units as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9));
@@ -245,6 +274,10 @@ pub fn fit(
         units_trained += units;
         train_seconds += epoch_seconds;
 
+        if let Some(ddp) = &ddp {
+            // what rank 0 saves is what every replica evaluates
+            ddp.broadcast_buffers()?;
+        }
         let eval = task.evaluate(&mut |done, total| progress.eval(done, total))?;
         if let Some(loss) = eval.loss.filter(|l| !l.is_finite()) {
             let reason = format!(
@@ -252,7 +285,7 @@ pub fn fit(
                 epoch + 1,
                 last_good(epoch)
             );
-            return stop(&mut progress, summary, reason, seconds(&run_start), dir);
+            return stop(&mut progress, summary, reason, seconds(&run_start), root.then_some(dir));
         }
         let n = examples.max(1) as f64;
         let row = MetricsRow {
@@ -266,15 +299,18 @@ pub fn fit(
             throughput: units as f64 / epoch_seconds.max(1e-9),
             seconds: seconds(&run_start),
         };
-        metrics.write(&row)?;
-        plot_training_curves(
-            &read_metrics(&csv_path)?,
-            &step_losses,
-            dir,
-            &format!("{} on {}", config.model_name, config.dataset_name),
-        )?;
-        task.write_outputs(dir)?;
-        save(task, optimizer, schedule, config, epoch + 1, step, row.seconds, planned_steps)?;
+        if let Some(metrics) = &mut metrics {
+            let written = (|| {
+                metrics.write(&row)?;
+                let title = format!("{} on {}", config.model_name, config.dataset_name);
+                plot_training_curves(&read_metrics(&csv_path)?, &step_losses, dir, &title)?;
+                task.write_outputs(dir)?;
+                save(task, optimizer, schedule, config, epoch + 1, step, row.seconds, planned_steps)
+            })();
+            agree(replicas, written)?;
+        } else {
+            agree(replicas, Ok(()))?;
+        }
         progress.finish_epoch(&row, config.epochs);
 
         summary.epochs = epoch + 1;
@@ -285,8 +321,33 @@ pub fn fit(
         summary.throughput = units_trained as f64 / train_seconds.max(1e-9);
     }
     progress.finish();
-    summary.write(&dir.join(SUMMARY_FILE))?;
+    if root {
+        summary.write(&dir.join(SUMMARY_FILE))?;
+    }
     Ok(summary)
+}
+
+/// `local`, or the error of whichever replica failed.
+fn agree<T>(replicas: Option<&Replicas>, local: Result<T>) -> Result<T> {
+    match replicas {
+        Some(r) => r.agree(local),
+        None => local,
+    }
+}
+
+/// A window's statistics, examples and units summed over the replicas.
+fn read_stats(
+    replicas: Option<&Replicas>,
+    local: Result<(Vec<f64>, usize)>,
+    units: usize,
+) -> Result<(Vec<f64>, usize, usize)> {
+    let Some(r) = replicas else { return local.map(|(sums, n)| (sums, n, units)) };
+    let (mut sums, n) = r.agree(local)?;
+    sums.extend([n as f64, units as f64]);
+    r.sum_f64(&mut sums)?;
+    let units = sums.pop().map_or(0, |u| u as usize);
+    let n = sums.pop().map_or(0, |n| n as usize);
+    Ok((sums, n, units))
 }
 
 fn add_into(sums: &mut Vec<f64>, add: &[f64]) {
@@ -294,19 +355,22 @@ fn add_into(sums: &mut Vec<f64>, add: &[f64]) {
     sums.iter_mut().zip(add).for_each(|(s, a)| *s += a);
 }
 
-/// Ends a run whose loss stopped being finite: says why and writes the summary with the reason.
+/// Ends a run whose loss stopped being finite: says why and writes the summary with the reason
+/// into `dir` (rank 0's; `None` on the other replicas).
 fn stop(
     progress: &mut Progress,
     mut summary: Summary,
     reason: String,
     wall_seconds: f64,
-    dir: &Path,
+    dir: Option<&Path>,
 ) -> Result<Summary> {
     progress.message(&format!("stopping: {reason}"));
     progress.finish();
     summary.stopped = Some(reason);
     summary.wall_seconds = wall_seconds;
-    summary.write(&dir.join(SUMMARY_FILE))?;
+    if let Some(dir) = dir {
+        summary.write(&dir.join(SUMMARY_FILE))?;
+    }
     Ok(summary)
 }
 

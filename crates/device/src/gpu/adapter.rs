@@ -99,12 +99,18 @@ pub fn list_adapters() -> Vec<AdapterReport> {
 }
 
 /// Best adapter: the one whose name contains `want` (case-insensitive) if given,
-/// else discrete, integrated, virtual, other, CPU (lavapipe), in that order.
+/// else discrete, integrated, virtual, other, CPU (lavapipe), in that order. `want` may end in
+/// `#K`: the K-th (counted from 0, wrapping around) of the matching adapters, or with no name
+/// before it of the best kind's, which is how the processes of a data-parallel job on one host
+/// share its GPUs (`#LOCAL_RANK`).
 pub(crate) fn pick(adapters: Vec<wgpu::Adapter>, want: Option<&str>) -> Result<wgpu::Adapter> {
     if adapters.is_empty() {
         return Err(DeviceError::NoAdapter);
     }
     let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+    if let Some((name, k)) = want.and_then(|w| w.rsplit_once('#')).and_then(|(n, k)| Some((n, k.parse().ok()?))) {
+        return pick_kth(adapters, name, k, names);
+    }
     if let Some(w) = want {
         let w = w.to_lowercase();
         return adapters
@@ -121,6 +127,23 @@ pub(crate) fn pick(adapters: Vec<wgpu::Adapter>, want: Option<&str>) -> Result<w
         D::Cpu => 4,
     };
     adapters.into_iter().min_by_key(|a| rank(a.get_info().device_type)).ok_or(DeviceError::NoAdapter)
+}
+
+/// The `k`-th (mod their count) of the adapters whose name contains `name`, or, for an empty
+/// name, of the adapters of the best kind.
+fn pick_kth(adapters: Vec<wgpu::Adapter>, name: &str, k: usize, names: Vec<String>) -> Result<wgpu::Adapter> {
+    let mut matching: Vec<wgpu::Adapter> = if name.is_empty() {
+        let best = pick(adapters.clone(), None)?.get_info().device_type;
+        adapters.into_iter().filter(|a| a.get_info().device_type == best).collect()
+    } else {
+        let w = name.to_lowercase();
+        adapters.into_iter().filter(|a| a.get_info().name.to_lowercase().contains(&w)).collect()
+    };
+    if matching.is_empty() {
+        return Err(DeviceError::NoMatchingAdapter { want: name.to_lowercase(), names });
+    }
+    let index = k % matching.len();
+    Ok(matching.swap_remove(index))
 }
 
 /// Features we use when the adapter has them.

@@ -4,6 +4,8 @@
 use crate::error::{shape_err, Result};
 use crate::nn::{Mode, Module};
 use crate::ops::norm::{batch_norm, layer_norm, local_response_norm, RunningStats};
+use crate::ops::sync_norm::batch_norm_synced;
+use crate::replicas::sync_batch_norm;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::fill;
 use ferrograd_device::{Array, DType, Device};
@@ -72,7 +74,10 @@ impl Module for BatchNorm {
             self.num_batches_tracked.set_data(Array::cpu(vec![n + 1.0], &[], DType::U32));
         }
         let stats = RunningStats { mean: &self.running_mean, var: &self.running_var, momentum: self.momentum };
-        batch_norm(x, Some(stats), Some(&self.weight), Some(&self.bias), training, self.eps)
+        match sync_batch_norm().filter(|_| training) {
+            Some(sum) => batch_norm_synced(x, stats, &self.weight, &self.bias, self.eps, sum),
+            None => batch_norm(x, Some(stats), Some(&self.weight), Some(&self.bias), training, self.eps),
+        }
     }
 
     fn own_parameters(&self) -> Vec<(String, Tensor)> {

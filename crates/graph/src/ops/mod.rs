@@ -14,6 +14,7 @@ pub mod recurrent;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+pub mod sync_norm;
 
 use crate::error::{invalid, GraphError, Result};
 use crate::tensor::Tensor;
