@@ -156,12 +156,31 @@ fn params(n: usize, alpha: f32, ndim: usize, mode: u32, dims: [[u32; 8]; 3]) -> 
     p
 }
 
-fn launch(g: &GpuContext, entry: &'static str, code: u32, p: &[u32], inputs: &[&Array], out: &Array) -> Result<()> {
+/// Records `entry` over every element of `out`, `p` being its parameters with the element
+/// count first. With `wide` (`entry` has a twin named `entry` + "4") and a count that is a
+/// multiple of 4, the twin runs instead, four elements per thread.
+fn launch(
+    g: &GpuContext,
+    entry: &'static str,
+    wide: Option<&'static str>,
+    code: u32,
+    p: &[u32],
+    inputs: &[&Array],
+    out: &Array,
+) -> Result<()> {
+    let (entry, threads, p) = match wide {
+        Some(wide) if out.numel().is_multiple_of(4) => {
+            let mut p = p.to_vec();
+            p[0] /= 4;
+            (wide, out.numel() / 4, p)
+        }
+        _ => (entry, out.numel(), p.to_vec()),
+    };
     let constants = [("OP", code as f64)];
     let kernel = Kernel::new(&ELEMENTWISE, entry).with(&constants);
     let mut bufs: Vec<_> = inputs.iter().map(|a| a.gpu_buffer().unwrap()).collect();
     bufs.push(out.gpu_buffer().unwrap());
-    g.dispatch(&kernel, param_bytes(p), &bufs, grid_1d(out.numel(), 256))
+    g.dispatch(&kernel, param_bytes(&p), &bufs, grid_1d(threads, 256))
 }
 
 pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
@@ -171,7 +190,7 @@ pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
         ref d @ Device::Gpu(ref g) => {
             let out = Array::empty(d, x.shape(), DType::F32, "unary")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
-            launch(g, "unary", op.code(), &p, &[x], &out)?;
+            launch(g, "unary", Some("unary4"), op.code(), &p, &[x], &out)?;
             Ok(out)
         }
     }
@@ -198,7 +217,7 @@ pub fn unary_grad(op: UnaryOp, x: &Array, y: &Array, grad: &Array) -> Result<Arr
         Device::Gpu(g) => {
             let out = Array::empty(&device, x.shape(), DType::F32, "unary_grad")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
-            launch(g, "unary_grad", op.code(), &p, &[x, y, grad], &out)?;
+            launch(g, "unary_grad", Some("unary_grad4"), op.code(), &p, &[x, y, grad], &out)?;
             Ok(out)
         }
     }
@@ -217,7 +236,8 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
         }
         Device::Gpu(g) => {
             let out = Array::empty(&device, &shape, DType::F32, op.name())?;
-            let p = if a.shape() == b.shape() {
+            let same = a.shape() == b.shape();
+            let p = if same {
                 params(out.numel(), 0.0, 0, 0, [[0; 8]; 3])
             } else {
                 let (sa, sb) = (broadcast_strides(a.shape(), &shape), broadcast_strides(b.shape(), &shape));
@@ -225,7 +245,7 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
                 let pack = |v: &[usize]| pack_dims(op.name(), v);
                 params(out.numel(), 0.0, dims.len(), 1, [pack(&dims)?, pack(&sa)?, pack(&sb)?])
             };
-            launch(g, "binary", op.code(), &p, &[a, b], &out)?;
+            launch(g, "binary", same.then_some("binary4"), op.code(), &p, &[a, b], &out)?;
             Ok(out)
         }
     }
@@ -242,7 +262,7 @@ pub fn binary_scalar(op: BinaryOp, a: &Array, s: f32, side: ScalarSide) -> Resul
             let out = Array::empty(d, a.shape(), DType::F32, op.name())?;
             let mode = if side == ScalarSide::Left { 3 } else { 2 };
             let p = params(a.numel(), s, 0, mode, [[0; 8]; 3]);
-            launch(g, "binary_scalar", op.code(), &p, &[a], &out)?;
+            launch(g, "binary_scalar", None, op.code(), &p, &[a], &out)?;
             Ok(out)
         }
     }
