@@ -39,7 +39,7 @@ fn check(g: &Device, rng: &mut Rng, shape: &[usize], axes: &[usize]) {
 fn reductions_over_any_axes_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(1);
-    let cases: [(&[usize], &[usize]); 15] = [
+    let cases: [(&[usize], &[usize]); 18] = [
         (&[7, 33], &[0]),
         (&[7, 33], &[1]),
         (&[7, 33], &[]),
@@ -60,6 +60,11 @@ fn reductions_over_any_axes_match_reference() {
         (&[70, 600], &[0]),
         // enough outputs for a thread each despite 130 elements per output (bias gradients)
         (&[130, 2100], &[0]),
+        // a workgroup per output walking vec4s: a convolution's bias gradient (two reduced
+        // groups), one contiguous row, and the kept axis innermost
+        (&[5, 6, 12, 12], &[0, 2, 3]),
+        (&[3, 68], &[1]),
+        (&[4, 100, 3], &[0, 1]),
     ];
     for (shape, axes) in cases {
         check(&g, &mut rng, shape, axes);
@@ -73,6 +78,9 @@ fn split_reductions_match_reference() {
     // batch-norm statistics of [N, C, H, W], and a row long enough to split into chunks
     check(&g, &mut rng, &[8, 6, 33, 35], &[0, 2, 3]);
     check(&g, &mut rng, &[3, 20001], &[1]);
+    // the same split in vec4s
+    check(&g, &mut rng, &[8, 6, 32, 36], &[0, 2, 3]);
+    check(&g, &mut rng, &[3, 20000], &[1]);
 }
 
 #[test]

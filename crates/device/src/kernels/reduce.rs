@@ -89,6 +89,26 @@ impl Layout {
         Layout { kept, red }
     }
 
+    /// The same layout counted in vec4s, where it can be: at most two reduced groups, the
+    /// innermost contiguous, and every other size and stride a multiple of 4 along it.
+    fn in_vec4s(&self) -> Option<Layout> {
+        let &(inner, inner_stride) = self.red.last()?;
+        let aligned = |g: &[(usize, usize)]| g.iter().all(|&(_, stride)| stride.is_multiple_of(4));
+        let outer = &self.red[..self.red.len() - 1];
+        if self.red.len() > 2
+            || inner_stride != 1
+            || !inner.is_multiple_of(4)
+            || !aligned(&self.kept)
+            || !aligned(outer)
+        {
+            return None;
+        }
+        let quarter = |g: &[(usize, usize)]| g.iter().map(|&(size, stride)| (size, stride / 4)).collect::<Groups>();
+        let mut red = quarter(outer);
+        red.push((inner / 4, 1));
+        Some(Layout { kept: quarter(&self.kept), red })
+    }
+
     fn n_out(&self) -> usize {
         self.kept.iter().map(|g| g.0).product()
     }
@@ -133,8 +153,12 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
     let chunks = if n_out >= ENOUGH_OUTPUTS { 1 } else { n_red.div_ceil(CHUNK) };
     let (chunk, first_scale) = if chunks == 1 { (n_red, scale) } else { (CHUNK, 1.0) };
     let partial = Array::empty(device, &[n_out * chunks], DType::F32, "reduce")?;
-    let p = layout.params(chunk, chunks, first_scale, op.init())?;
-    let kernel = Kernel::new(&REDUCE, "reduce_wg").with(&code);
+    // the same chunks, walked in vec4s where the layout allows
+    let (entry, p) = match layout.in_vec4s() {
+        Some(wide) => ("reduce_wg4", wide.params(chunk / 4, chunks, first_scale, op.init())?),
+        None => ("reduce_wg", layout.params(chunk, chunks, first_scale, op.init())?),
+    };
+    let kernel = Kernel::new(&REDUCE, entry).with(&code);
     let groups = grid_1d(n_out * chunks * WG, WG as u32);
     g.dispatch(&kernel, param_bytes(&p), &[input, partial.gpu_buffer().unwrap()], groups)?;
     if chunks == 1 {
