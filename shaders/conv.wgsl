@@ -54,36 +54,40 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @group(0) @binding(2) var<storage, read_write> icols4: array<vec4<f32>>;
 
-// im2col for output widths that are multiples of 4: one thread per four neighbouring output
-// pixels, each tap's four values one aligned vec4 store (a quarter of the stores, which CPU
-// adapters pay for lane by lane).
+// im2col for output planes (OH * OW) that are multiples of 4: one thread per four consecutive
+// output pixels of a plane (in one output row or across the end of one), each tap's four
+// values one aligned vec4 store (a quarter of the stores, which CPU adapters pay for lane by
+// lane). The pixels' coordinates are worked out once per thread, four lanes of a vec4.
 @compute @workgroup_size(256)
 fn im2col4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= P.total) {
         return;
     }
-    let quads = P.ow / 4u;
-    let ow0 = (i % quads) * 4u;
-    let oh = (i / quads) % P.oh;
-    let nc = i / (quads * P.oh);
     let plane = P.oh * P.ow;
+    let quads = plane / 4u;
+    let p0 = (i % quads) * 4u;
+    let nc = i / quads;
     let taps = P.kh * P.kw;
-    let out0 = (nc * taps * plane + oh * P.ow + ow0) / 4u;
+    let out0 = (nc * taps * plane + p0) / 4u;
     let in0 = nc * P.h * P.w;
-    let y0 = i32(oh * P.sh) - i32(P.ph);
-    let x0 = vec4<i32>(i32(ow0 * P.sw) - i32(P.pw)) + vec4<i32>(0, 1, 2, 3) * i32(P.sw);
-    let last = vec4<i32>(i32(P.w) - 1);
+    let p = vec4<u32>(p0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let oh = p / vec4<u32>(P.ow);
+    let ow = p - oh * vec4<u32>(P.ow);
+    let y0 = vec4<i32>(oh * vec4<u32>(P.sh)) - vec4<i32>(i32(P.ph));
+    let x0 = vec4<i32>(ow * vec4<u32>(P.sw)) - vec4<i32>(i32(P.pw));
+    let last_y = vec4<i32>(i32(P.h) - 1);
+    let last_x = vec4<i32>(i32(P.w) - 1);
     for (var kh = 0u; kh < P.kh; kh = kh + 1u) {
-        let ih = y0 + i32(kh * P.dh);
-        let row_ok = ih >= 0 && ih < i32(P.h);
-        let row = in0 + u32(clamp(ih, 0, i32(P.h) - 1)) * P.w;
+        let ih = y0 + vec4<i32>(i32(kh * P.dh));
+        let row_ok = (ih >= vec4<i32>(0)) & (ih <= last_y);
+        let row = vec4<u32>(in0) + vec4<u32>(clamp(ih, vec4<i32>(0), last_y)) * P.w;
         for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
             let iw = x0 + vec4<i32>(i32(kw * P.dw));
-            let ok = vec4<bool>(row_ok) & (iw >= vec4<i32>(0)) & (iw <= last);
-            let at = vec4<u32>(clamp(iw, vec4<i32>(0), last)) + vec4<u32>(row);
+            let ok = row_ok & (iw >= vec4<i32>(0)) & (iw <= last_x);
+            let at = vec4<u32>(clamp(iw, vec4<i32>(0), last_x)) + row;
             let v = vec4<f32>(ix[at.x], ix[at.y], ix[at.z], ix[at.w]);
-            icols4[out0 + (kh * P.kw + kw) * (plane / 4u)] = select(vec4<f32>(0.0), v, ok);
+            icols4[out0 + (kh * P.kw + kw) * quads] = select(vec4<f32>(0.0), v, ok);
         }
     }
 }

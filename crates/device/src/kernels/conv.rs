@@ -142,9 +142,10 @@ pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, &shape, DType::F32, "im2col")?;
             let words = g.words("im2col", c, h, w, [oh, ow])?;
-            let (entry, threads) = match (ow.is_multiple_of(4), g.unit_width_steps() && w.is_multiple_of(4)) {
-                (true, true) => ("im2col4_unit_w", n * c * oh * ow / 4),
-                (true, false) => ("im2col4", n * c * oh * ow / 4),
+            let unit_w = ow.is_multiple_of(4) && w.is_multiple_of(4) && g.unit_width_steps();
+            let (entry, threads) = match (unit_w, (oh * ow).is_multiple_of(4)) {
+                (true, _) => ("im2col4_unit_w", n * c * oh * ow / 4),
+                (false, true) => ("im2col4", n * c * oh * ow / 4),
                 _ => ("im2col", n * c * oh * ow),
             };
             launch(ctx, entry, g, words, x, &out, threads)?;
