@@ -21,7 +21,9 @@ const THREAD_MAX: usize = 64;
 /// the faster schedule for moderate reductions (bias gradients summed over a batch):
 /// workgroup-memory trees are slow on software rasterisers like lavapipe.
 const MANY_OUTPUTS: usize = 2048;
-/// ... as long as each output combines at most this many elements.
+/// ... as long as each output combines at most this many elements. On a CPU adapter the same
+/// holds for any number of outputs: its workgroup trees cost more than a few outputs' loops
+/// (a linear layer's bias gradient, 120 sums of 128, took 3 ms as trees on lavapipe).
 const THREAD_MAX_MANY: usize = 1024;
 /// Reduced elements per workgroup when an output is split across workgroups (32 per thread).
 const CHUNK: usize = 8192;
@@ -143,7 +145,9 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
     let (n_out, n_red) = (layout.n_out(), layout.n_red());
     let code = [("OP", op.code() as f64)];
     let input = x.gpu_buffer().unwrap();
-    if n_red <= THREAD_MAX || (n_out >= MANY_OUTPUTS && n_red <= THREAD_MAX_MANY) {
+    let thread_per_output =
+        n_red <= THREAD_MAX || ((n_out >= MANY_OUTPUTS || g.is_cpu_adapter()) && n_red <= THREAD_MAX_MANY);
+    if thread_per_output {
         let out = Array::empty(device, &[n_out], DType::F32, "reduce")?;
         let p = layout.params(0, 1, scale, op.init())?;
         let kernel = Kernel::new(&REDUCE, "reduce_thread").with(&code);
