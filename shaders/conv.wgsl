@@ -174,7 +174,17 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let n = i / (P.w * P.h * P.c);
     let rows = P.c * P.kh * P.kw;
     var acc = 0.0;
-    for (var kh = 0u; kh < P.kh; kh = kh + 1u) {
+    // with unit strides, the taps kh whose row y + PH - kh * DH lies in [0, OH): a range
+    var kh_lo = 0u;
+    var kh_end = P.kh;
+    if (UNIT_STRIDE) {
+        let top = y + P.ph;
+        kh_end = min(P.kh, top / P.dh + 1u);
+        if (top >= P.oh) {
+            kh_lo = (top - P.oh) / P.dh + 1u;
+        }
+    }
+    for (var kh = kh_lo; kh < kh_end; kh = kh + 1u) {
         // oh * SH = y + PH - kh * DH must be a non-negative multiple of SH below OH * SH
         let ty = i32(y + P.ph) - i32(kh * P.dh);
         var oh = u32(ty);
