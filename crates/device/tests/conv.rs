@@ -14,7 +14,8 @@ fn geom(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], dilation: [
 /// output widths that are multiples of 4 (im2col's vec4 kernel), with stride, padding, dilation;
 /// and inputs and outputs both 4-aligned in width with unit steps along it (the vec4 loads of
 /// im2col and col2im), with paddings 0 to 4, windows 1 to 9 wide, stride and dilation in height;
-/// and output planes of a multiple of 4 whose width is not (im2col's four pixels across rows).
+/// and output planes of a multiple of 4 whose width is not (im2col's four pixels across rows);
+/// unit strides with dilation in height (col2im's range of window rows).
 fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
     vec![
         ([2, 3, 8, 8], Conv2dGeometry::new(3, 1, 1)),
@@ -35,6 +36,7 @@ fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
         ([2, 3, 14, 14], Conv2dGeometry::new(5, 1, 0)),
         ([1, 2, 8, 12], Conv2dGeometry::new(3, 2, 1)),
         ([2, 2, 10, 11], geom([3, 3], [1, 2], [2, 1], [2, 1])),
+        ([1, 2, 9, 10], geom([3, 3], [1, 1], [2, 1], [2, 1])),
     ]
 }
 
