@@ -66,7 +66,11 @@ fn bn_stats(
         let d = sx[at(c, j)] - mean;
         part = part + d * d;
     }
-    let var_b = workgroup_sum(t, part) / f32(P.count);
+    store_stats(c, t, mean, workgroup_sum(t, part) / f32(P.count));
+}
+
+// Invocation 0 writes channel c's statistics and its new running ones.
+fn store_stats(c: u32, t: u32, mean: f32, var_b: f32) {
     if (t == 0u) {
         s_mean[c] = mean;
         s_var[c] = var_b;
@@ -75,6 +79,42 @@ fn bn_stats(
         s_new_rmean[c] = (1.0 - m) * s_rmean[c] + m * mean;
         s_new_rvar[c] = (1.0 - m) * s_rvar[c] + m * unbiased;
     }
+}
+
+// The *4 entries below are the same kernels four values at a time, for S a multiple of 4 (the
+// launcher checks): CPU adapters load lane by lane, whatever the width.
+
+// Offset in x, counted in vec4s, of the j-th vec4 of channel c.
+fn at4(c: u32, j: u32) -> u32 {
+    let s4 = P.s / 4u;
+    let n = j / s4;
+    return (n * P.c + c) * s4 + (j - n * s4);
+}
+
+@group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn bn_stats4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let c = channel_of(wid, nwg);
+    if (c >= P.c) {
+        return;
+    }
+    let count4 = P.count / 4u;
+    var part = vec4<f32>(0.0);
+    for (var j = t; j < count4; j = j + WG) {
+        part = part + sx4[at4(c, j)];
+    }
+    let mean = workgroup_sum(t, part.x + part.y + part.z + part.w) / f32(P.count);
+    part = vec4<f32>(0.0);
+    for (var j = t; j < count4; j = j + WG) {
+        let d = sx4[at4(c, j)] - vec4<f32>(mean);
+        part = part + d * d;
+    }
+    store_stats(c, t, mean, workgroup_sum(t, part.x + part.y + part.z + part.w) / f32(P.count));
 }
 
 @group(0) @binding(1) var<storage, read> ax: array<f32>;
@@ -96,6 +136,23 @@ fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         y = y * a_w[c] + a_b[c];
     }
     a_y[i] = y;
+}
+
+@group(0) @binding(1) var<storage, read> ax4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> a_y4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn bn_apply4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= P.n * P.c * P.s / 4u) {
+        return;
+    }
+    let c = (i / (P.s / 4u)) % P.c;
+    var y = (ax4[i] - vec4<f32>(a_mean[c])) * inverseSqrt(a_var[c] + P.eps);
+    if (AFFINE) {
+        y = y * a_w[c] + vec4<f32>(a_b[c]);
+    }
+    a_y4[i] = y;
 }
 
 @group(0) @binding(1) var<storage, read> gx: array<f32>;
@@ -124,12 +181,43 @@ fn bn_grad_sums(
         sdy = sdy + gdy[k];
         sdyx = sdyx + gdy[k] * (gx[k] - mean) * inv;
     }
+    store_grad_sums(c, t, sdy, sdyx);
+}
+
+// Channel c's sums of dy and dy * xhat from every invocation's parts (invocation 0 writes).
+fn store_grad_sums(c: u32, t: u32, sdy: f32, sdyx: f32) {
     let total_dy = workgroup_sum(t, sdy);
     let total_dyx = workgroup_sum(t, sdyx);
     if (t == 0u) {
         g_sum_dy[c] = total_dy;
         g_sum_dy_xhat[c] = total_dyx;
     }
+}
+
+@group(0) @binding(1) var<storage, read> gx4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gdy4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn bn_grad_sums4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let c = channel_of(wid, nwg);
+    if (c >= P.c) {
+        return;
+    }
+    let mean = vec4<f32>(g_mean[c]);
+    let inv = inverseSqrt(g_var[c] + P.eps);
+    var sdy = vec4<f32>(0.0);
+    var sdyx = vec4<f32>(0.0);
+    for (var j = t; j < P.count / 4u; j = j + WG) {
+        let k = at4(c, j);
+        let dy = gdy4[k];
+        sdy = sdy + dy;
+        sdyx = sdyx + dy * (gx4[k] - mean) * inv;
+    }
+    store_grad_sums(c, t, sdy.x + sdy.y + sdy.z + sdy.w, sdyx.x + sdyx.y + sdyx.z + sdyx.w);
 }
 
 @group(0) @binding(1) var<storage, read> ix: array<f32>;
@@ -159,4 +247,28 @@ fn bn_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         g = g - (i_sum_dy[c] + xhat * i_sum_dy_xhat[c]) / f32(P.count);
     }
     i_dx[i] = scale * g;
+}
+
+@group(0) @binding(1) var<storage, read> ix4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> idy4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> i_dx4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn bn_grad_input4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= P.n * P.c * P.s / 4u) {
+        return;
+    }
+    let c = (i / (P.s / 4u)) % P.c;
+    let inv = inverseSqrt(i_var[c] + P.eps);
+    var scale = inv;
+    if (AFFINE) {
+        scale = scale * i_w[c];
+    }
+    var g = idy4[i];
+    if (TRAINING) {
+        let xhat = (ix4[i] - vec4<f32>(i_mean[c])) * inv;
+        g = g - (vec4<f32>(i_sum_dy[c]) + xhat * i_sum_dy_xhat[c]) / f32(P.count);
+    }
+    i_dx4[i] = scale * g;
 }

@@ -152,6 +152,57 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     bout[i] = binary_op(ba[ia], bb[ib]);
 }
 
+// The same three on four elements per thread (the launcher picks them when the element count
+// is a multiple of 4; P.n counts vec4s): CPU adapters load and store lane by lane, whatever
+// the width, so this quarters the loads and stores.
+@group(0) @binding(1) var<storage, read> ux4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> uy4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn unary4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < P.n) {
+        let x = ux4[i];
+        uy4[i] = vec4<f32>(unary_op(x.x), unary_op(x.y), unary_op(x.z), unary_op(x.w));
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gx4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> gg4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> gdx4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn unary_grad4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < P.n) {
+        let x = gx4[i];
+        let y = gy4[i];
+        let g = gg4[i];
+        gdx4[i] = vec4<f32>(
+            unary_grad_op(x.x, y.x, g.x),
+            unary_grad_op(x.y, y.y, g.y),
+            unary_grad_op(x.z, y.z, g.z),
+            unary_grad_op(x.w, y.w, g.w),
+        );
+    }
+}
+
+@group(0) @binding(1) var<storage, read> ba4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bb4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> bout4: array<vec4<f32>>;
+
+// Equal shapes only (mode 0).
+@compute @workgroup_size(256)
+fn binary4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < P.n) {
+        let a = ba4[i];
+        let b = bb4[i];
+        bout4[i] = vec4<f32>(binary_op(a.x, b.x), binary_op(a.y, b.y), binary_op(a.z, b.z), binary_op(a.w, b.w));
+    }
+}
+
 @group(0) @binding(1) var<storage, read> sa_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> s_out: array<f32>;
 

@@ -70,15 +70,15 @@ fn max_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     for (var y = ry.x; y < ry.y; y = y + 1u) {
         for (var x = rx.x; x < rx.y; x = x + 1u) {
             let v = mx[base + y * P.w + x];
-            if (v > best || v != v) {
+            if (v > best || is_nan(v)) {
                 best = v;
                 at = y * P.w + x;
             }
-            if (best != best) {
+            if (is_nan(best)) {
                 break;
             }
         }
-        if (best != best) {
+        if (is_nan(best)) {
             break;
         }
     }
@@ -138,6 +138,82 @@ fn max_pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @bui
             bdx[base + me] = select(0.0, g, me == at);
         }
     }
+}
+
+// 2x2 windows that tile the input with W a multiple of 4 (the launcher checks): one thread per
+// two neighbouring windows, whose four input columns are one aligned vec4 in each of the two
+// rows. CPU adapters pay per load and store and lane, whatever the width: this takes 2 loads
+// and 2 stores for two outputs instead of 8 and 4, and the backward 4 for 12.
+@group(0) @binding(1) var<storage, read> px4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> pout2: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read_write> pidx2: array<vec2<u32>>;
+
+struct WindowMax {
+    value: f32,
+    at: u32,
+}
+
+// NaN by its bits: lavapipe folds `v != v` to false (max_pool2d missed NaNs until this).
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Window maximum m after candidate v at plane index `at`: the first maximum, or the first NaN.
+fn better(m: WindowMax, v: f32, at: u32) -> WindowMax {
+    if (!is_nan(m.value) && (v > m.value || is_nan(v))) {
+        return WindowMax(v, at);
+    }
+    return m;
+}
+
+// The max of one 2x2 window (a, b above c, d) and its index as max_pool2d picks them, `at`
+// being the plane index of a.
+fn max4(a: f32, b: f32, c: f32, d: f32, at: u32) -> WindowMax {
+    return better(better(better(WindowMax(a, at), b, at + 1u), c, at + P.w), d, at + P.w + 1u);
+}
+
+@compute @workgroup_size(256)
+fn max_pool2d_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= P.total) {
+        return;
+    }
+    let pairs = P.ow / 2u;
+    let x0 = (i % pairs) * 4u;
+    let oh = (i / pairs) % P.oh;
+    let plane = i / (pairs * P.oh);
+    let at = 2u * oh * P.w + x0;
+    let top = px4[(plane * P.h * P.w + at) / 4u];
+    let bottom = px4[(plane * P.h * P.w + at + P.w) / 4u];
+    let left = max4(top.x, top.y, bottom.x, bottom.y, at);
+    let right = max4(top.z, top.w, bottom.z, bottom.w, at + 2u);
+    pout2[i] = vec2<f32>(left.value, right.value);
+    pidx2[i] = vec2<u32>(left.at, right.at);
+}
+
+@group(0) @binding(1) var<storage, read> pg2: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> pbidx2: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read_write> pdx4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn max_pool2d_backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= P.total) {
+        return;
+    }
+    let pairs = P.ow / 2u;
+    let x0 = (i % pairs) * 4u;
+    let oh = (i / pairs) % P.oh;
+    let plane = i / (pairs * P.oh);
+    let at = 2u * oh * P.w + x0;
+    let g = pg2[i];
+    let idx = pbidx2[i];
+    let gg = vec4<f32>(g.x, g.x, g.y, g.y);
+    let want = vec4<u32>(idx.x, idx.x, idx.y, idx.y);
+    let top = vec4<u32>(at) + vec4<u32>(0u, 1u, 2u, 3u);
+    let row = (plane * P.h * P.w + at) / 4u;
+    pdx4[row] = select(vec4<f32>(0.0), gg, top == want);
+    pdx4[row + P.w / 4u] = select(vec4<f32>(0.0), gg, top + vec4<u32>(P.w) == want);
 }
 
 @group(0) @binding(1) var<storage, read> ax: array<f32>;

@@ -136,6 +136,72 @@ fn reduce_wg(
     }
 }
 
+// reduce_wg four values at a time: the launcher hands over a layout counted in vec4s (the
+// innermost reduced axis contiguous, every size and stride along it a multiple of 4, at most two
+// reduced groups), as CPU adapters load lane by lane whatever the width.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
+// `accumulate`'s walk over [rows, inner] on vec4s, combined per component.
+fn accumulate4(base: u32, first: u32, end: u32, step: u32) -> vec4<f32> {
+    var acc = vec4<f32>(bitcast<f32>(P.init_bits));
+    var size = 1u;
+    var inner_stride = 0u;
+    var row_stride = 0u;
+    if (P.nred > 0u) {
+        size = P.red_size[0][P.nred - 1u];
+        inner_stride = P.red_stride[0][P.nred - 1u];
+    }
+    if (P.nred == 2u) {
+        row_stride = P.red_stride[0].x;
+    }
+    var inner = first % size;
+    var row = first / size;
+    let d_inner = step % size;
+    let d_row = step / size;
+    for (var r = first; r < end; r = r + step) {
+        let v = x4[base + row * row_stride + inner * inner_stride];
+        switch OP {
+            case 1u: { acc = max(acc, v); }
+            case 2u: { acc = min(acc, v); }
+            default: { acc = acc + v; }
+        }
+        inner = inner + d_inner;
+        row = row + d_row;
+        if (inner >= size) {
+            inner = inner - size;
+            row = row + 1u;
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn reduce_wg4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= P.n_out * P.chunks) {
+        return;
+    }
+    let o = w / P.chunks;
+    let start = (w % P.chunks) * P.chunk;
+    let end = min(start + P.chunk, P.n_red);
+    let v = accumulate4(out_base(o), start + t, end, WG);
+    tree[t] = combine(combine(v.x, v.y), combine(v.z, v.w));
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (t < s) {
+            tree[t] = combine(tree[t], tree[t + s]);
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u) {
+        out[w] = tree[0] * P.scale;
+    }
+}
+
 // argmax over one reduced axis (nred == 1): the first index of the largest value.
 @group(0) @binding(1) var<storage, read> ax: array<f32>;
 @group(0) @binding(2) var<storage, read_write> aout: array<u32>;

@@ -1,13 +1,14 @@
 //! Parity: the fused batch-norm kernels on the GPU against their f64 twins, on random nonzero
 //! inputs (shifted so the mean is not zero) with poisoned outputs. Bound: f32, 1e-5 relative.
 //! Shapes cover [N, C] (S = 1), S smaller than a workgroup, and channels whose N * S values
-//! take several passes of the 256 invocations.
+//! take several passes of the 256 invocations; S a multiple of 4 (the four-wide kernels) in
+//! both cases.
 
 use ferrograd_device::kernels::batch_norm::{batch_norm_apply, batch_norm_backward, batch_norm_stats};
 use ferrograd_device::testing::{assert_close, gpu, Rng, F32_TOL};
 use ferrograd_device::{Array, Device};
 
-const SHAPES: [&[usize]; 4] = [&[7, 5], &[3, 4, 5], &[4, 3, 9, 11], &[2, 2, 30, 30]];
+const SHAPES: [&[usize]; 6] = [&[7, 5], &[3, 4, 5], &[4, 3, 9, 11], &[2, 2, 30, 30], &[3, 4, 8], &[5, 3, 4, 4]];
 
 /// The same values on the GPU and on the CPU device.
 fn pair(g: &Device, v: &[f32], shape: &[usize]) -> [Array; 2] {

@@ -11,7 +11,11 @@ fn geom(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], dilation: [
 }
 
 /// Odd sizes, stride 2, padding, dilation 2, batch > 1, non-square inputs and windows; and
-/// output widths that are multiples of 4 (im2col's vec4 kernel), with stride, padding, dilation.
+/// output widths that are multiples of 4 (im2col's vec4 kernel), with stride, padding, dilation;
+/// and inputs and outputs both 4-aligned in width with unit steps along it (the vec4 loads of
+/// im2col and col2im), with paddings 0 to 4, windows 1 to 9 wide, stride and dilation in height;
+/// and output planes of a multiple of 4 whose width is not (im2col's four pixels across rows);
+/// unit strides with dilation in height (col2im's range of window rows).
 fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
     vec![
         ([2, 3, 8, 8], Conv2dGeometry::new(3, 1, 1)),
@@ -23,6 +27,16 @@ fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
         ([2, 4, 11, 13], geom([3, 3], [2, 2], [2, 1], [2, 1])),
         ([2, 1, 5, 5], Conv2dGeometry::new(1, 1, 0)),
         ([1, 3, 4, 4], Conv2dGeometry::new(4, 1, 0)),
+        ([2, 2, 12, 8], Conv2dGeometry::new(5, 1, 0)),
+        ([1, 2, 8, 8], Conv2dGeometry::new(5, 1, 2)),
+        ([1, 1, 9, 16], Conv2dGeometry::new(7, 1, 3)),
+        ([2, 2, 9, 8], geom([3, 3], [2, 1], [1, 1], [1, 1])),
+        ([1, 2, 5, 8], geom([3, 9], [1, 1], [1, 4], [2, 1])),
+        ([2, 3, 4, 12], geom([1, 1], [1, 1], [0, 0], [1, 1])),
+        ([2, 3, 14, 14], Conv2dGeometry::new(5, 1, 0)),
+        ([1, 2, 8, 12], Conv2dGeometry::new(3, 2, 1)),
+        ([2, 2, 10, 11], geom([3, 3], [1, 2], [2, 1], [2, 1])),
+        ([1, 2, 9, 10], geom([3, 3], [1, 1], [2, 1], [2, 1])),
     ]
 }
 

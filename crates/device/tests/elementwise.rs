@@ -19,13 +19,15 @@ fn input(rng: &mut Rng, n: usize, positive: bool) -> Vec<f32> {
 fn unary_ops_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(1);
-    for op in UnaryOp::ALL {
-        // an odd size that is not a multiple of the workgroup
-        let x = input(&mut rng, 1000, op.needs_positive());
-        let xg = Array::from_f32(&g, &x, &[10, 100]).unwrap();
-        let got = unary(op, &xg).unwrap().to_f64_vec().unwrap();
-        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        assert_close(&format!("{op:?}"), &got, &reference::unary(op, &x64), F32_TOL);
+    // sizes that are not a multiple of the workgroup; 1000 runs four elements per thread
+    for (n, shape) in [(1000, [10, 100]), (999, [9, 111])] {
+        for op in UnaryOp::ALL {
+            let x = input(&mut rng, n, op.needs_positive());
+            let xg = Array::from_f32(&g, &x, &shape).unwrap();
+            let got = unary(op, &xg).unwrap().to_f64_vec().unwrap();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            assert_close(&format!("{op:?} {shape:?}"), &got, &reference::unary(op, &x64), F32_TOL);
+        }
     }
 }
 
@@ -33,17 +35,21 @@ fn unary_ops_match_reference() {
 fn unary_grads_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(2);
-    for op in UnaryOp::ALL {
-        let x = input(&mut rng, 777, op.needs_positive());
-        let up = rng.vec(777);
-        let xg = Array::from_f32(&g, &x, &[777]).unwrap();
-        let yg = unary(op, &xg).unwrap();
-        let gg = Array::from_f32(&g, &up, &[777]).unwrap();
-        let got = unary_grad(op, &xg, &yg, &gg).unwrap().to_f64_vec().unwrap();
-        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let y64 = reference::unary(op, &x64);
-        let g64: Vec<f64> = up.iter().map(|&v| v as f64).collect();
-        assert_close(&format!("{op:?} grad"), &got, &reference::unary_grad(op, &x64, &y64, &g64), F32_TOL);
+    // 776 runs four elements per thread, 777 one
+    for n in [777, 776] {
+        for op in UnaryOp::ALL {
+            let x = input(&mut rng, n, op.needs_positive());
+            let up = rng.vec(n);
+            let xg = Array::from_f32(&g, &x, &[n]).unwrap();
+            let yg = unary(op, &xg).unwrap();
+            let gg = Array::from_f32(&g, &up, &[n]).unwrap();
+            let got = unary_grad(op, &xg, &yg, &gg).unwrap().to_f64_vec().unwrap();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let y64 = reference::unary(op, &x64);
+            let g64: Vec<f64> = up.iter().map(|&v| v as f64).collect();
+            let want = reference::unary_grad(op, &x64, &y64, &g64);
+            assert_close(&format!("{op:?} grad, {n} elements"), &got, &want, F32_TOL);
+        }
     }
 }
 
@@ -52,8 +58,10 @@ fn binary_ops_broadcast_like_numpy() {
     let g = gpu();
     let mut rng = Rng::new(3);
     // the launcher collapses dimensions: a bias on NCHW becomes 3-D, all-ones shapes 1-D
-    let cases: [(&[usize], &[usize]); 8] = [
+    // equal shapes of a multiple of 4 elements run four per thread
+    let cases: [(&[usize], &[usize]); 9] = [
         (&[7, 33], &[7, 33]),
+        (&[4, 2, 33], &[4, 2, 33]),
         (&[7, 33], &[33]),
         (&[4, 1, 5], &[3, 1]),
         (&[1], &[2, 3, 4]),
@@ -130,9 +138,10 @@ fn empty_arrays_work() {
 
 #[test]
 fn a_large_array_spans_a_two_dimensional_grid() {
-    // more than 65535 workgroups of 256: exercises the folded grid
+    // more than 65535 workgroups of 256: exercises the folded grid (an odd count, so one
+    // element per thread: four per thread would need 256 MiB, past one storage binding)
     let g = gpu();
-    let n = 65535 * 256 + 1000;
+    let n = 65535 * 256 + 1001;
     let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.001 + 0.1).collect();
     let y = unary(UnaryOp::Neg, &Array::from_f32(&g, &x, &[n]).unwrap()).unwrap().to_f32_vec().unwrap();
     assert_eq!(y[n - 1], -x[n - 1]);

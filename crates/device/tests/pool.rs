@@ -14,7 +14,8 @@ fn geom(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Conv2dGe
 }
 
 /// Odd and non-square sizes, stride 2, padding, overlapping windows, batch > 1, and windows
-/// that tile the input exactly (their own backward kernel).
+/// that tile the input exactly (their own backward kernel); 2x2 of them over widths that are
+/// multiples of 4 (two windows per thread, both ways).
 fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
     vec![
         ([2, 3, 7, 5], Conv2dGeometry::new(2, 2, 0)),
@@ -24,6 +25,8 @@ fn cases() -> Vec<([usize; 4], Conv2dGeometry)> {
         ([3, 2, 6, 11], geom([3, 2], [1, 2], [1, 1])),
         ([2, 4, 13, 13], Conv2dGeometry::new(3, 2, 0)),
         ([1, 1, 5, 4], Conv2dGeometry::new(1, 1, 0)),
+        ([2, 3, 6, 8], Conv2dGeometry::new(2, 2, 0)),
+        ([1, 2, 4, 28], Conv2dGeometry::new(2, 2, 0)),
     ]
 }
 
@@ -169,4 +172,24 @@ fn an_empty_batch_pools_to_empty() {
     let (out, idx) = max_pool2d(&x, &Conv2dGeometry::new(2, 2, 0)).unwrap();
     assert_eq!((out.shape(), idx.shape()), (&[0, 3, 3, 3][..], &[0, 3, 3, 3][..]));
     assert_eq!(adaptive_avg_pool2d(&x, [2, 2]).unwrap().shape(), &[0, 3, 2, 2]);
+}
+
+#[test]
+fn max_pool_propagates_the_first_nan_of_a_window() {
+    // both max-pool kernels: overlapping windows (one thread per output) and 2x2 pairs
+    let g = gpu();
+    let mut rng = Rng::new(23);
+    for (shape, geo) in [([1, 2, 4, 8], Conv2dGeometry::new(2, 2, 0)), ([1, 2, 5, 7], Conv2dGeometry::new(3, 2, 1))] {
+        let mut x = rng.vec(shape.iter().product());
+        for at in [1, 8, 9, 19, 34, 45] {
+            x[at] = f32::NAN;
+        }
+        let (out, idx) = max_pool2d(&Array::from_f32(&g, &x, &shape).unwrap(), &geo).unwrap();
+        let (want, want_idx) = reference::max_pool2d(&f64s(&x), &shape, &geo);
+        assert_eq!(idx.to_f64_vec().unwrap(), want_idx, "{shape:?} indices");
+        for (k, (got, want)) in out.to_f64_vec().unwrap().iter().zip(&want).enumerate() {
+            assert!(got == want || got.is_nan() && want.is_nan(), "{shape:?} output {k}: {got} vs {want}");
+        }
+        assert!(want.iter().any(|v| v.is_nan()), "the case has NaN windows");
+    }
 }

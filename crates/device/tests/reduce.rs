@@ -39,7 +39,7 @@ fn check(g: &Device, rng: &mut Rng, shape: &[usize], axes: &[usize]) {
 fn reductions_over_any_axes_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(1);
-    let cases: [(&[usize], &[usize]); 15] = [
+    let cases: [(&[usize], &[usize]); 20] = [
         (&[7, 33], &[0]),
         (&[7, 33], &[1]),
         (&[7, 33], &[]),
@@ -51,7 +51,8 @@ fn reductions_over_any_axes_match_reference() {
         (&[2, 3, 4, 5, 6], &[0, 2, 4]),
         (&[4, 3, 5, 2, 7], &[0, 2, 4]),
         (&[5], &[0]),
-        // one thread per output at 64 elements, a workgroup per output from 65
+        // one thread per output at 64 elements, a workgroup per output from 65 (on a CPU
+        // adapter from 1025)
         (&[9, 64], &[1]),
         (&[9, 65], &[1]),
         // a workgroup per output, one chunk each
@@ -60,6 +61,14 @@ fn reductions_over_any_axes_match_reference() {
         (&[70, 600], &[0]),
         // enough outputs for a thread each despite 130 elements per output (bias gradients)
         (&[130, 2100], &[0]),
+        // on GPUs a workgroup per output walking vec4s: a convolution's bias gradient (two
+        // reduced groups), one contiguous row, and the kept axis innermost (scalar)
+        (&[5, 6, 12, 12], &[0, 2, 3]),
+        (&[3, 68], &[1]),
+        (&[4, 100, 3], &[0, 1]),
+        // a workgroup per output on every adapter, one chunk each, in vec4s and not
+        (&[520, 1028], &[1]),
+        (&[520, 1027], &[1]),
     ];
     for (shape, axes) in cases {
         check(&g, &mut rng, shape, axes);
@@ -73,6 +82,9 @@ fn split_reductions_match_reference() {
     // batch-norm statistics of [N, C, H, W], and a row long enough to split into chunks
     check(&g, &mut rng, &[8, 6, 33, 35], &[0, 2, 3]);
     check(&g, &mut rng, &[3, 20001], &[1]);
+    // the same split in vec4s
+    check(&g, &mut rng, &[8, 6, 32, 36], &[0, 2, 3]);
+    check(&g, &mut rng, &[3, 20000], &[1]);
 }
 
 #[test]

@@ -37,21 +37,28 @@ fn words([n, c, s]: [usize; 3], eps: f32, momentum: f32) -> Vec<u32> {
     vec![n as u32, c as u32, s as u32, (n * s) as u32, eps.to_bits(), momentum.to_bits(), 0, 0]
 }
 
+/// Records `entry`, or its four-wide twin `wide` when the spatial size `s` is a multiple of 4.
+/// `threads`: one per element (the twin takes four each), or `None` for a workgroup per
+/// channel.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     g: &GpuContext,
-    entry: &'static str,
+    [entry, wide]: [&'static str; 2],
     constants: &[(&'static str, f64)],
     p: &[u32],
     arrays: &[&Array],
-    grid: [u32; 3],
+    [_, c, s]: [usize; 3],
+    threads: Option<usize>,
 ) -> Result<()> {
+    let four = s.is_multiple_of(4);
+    let entry = if four { wide } else { entry };
+    let grid = match threads {
+        Some(n) if four => grid_1d(n / 4, 256),
+        Some(n) => grid_1d(n, 256),
+        None => grid_1d(c * 256, 256),
+    };
     let bufs = arrays.iter().map(|a| a.expect_gpu(entry)).collect::<Result<Vec<_>>>()?;
     g.dispatch(&Kernel::new(&BATCH_NORM, entry).with(constants), param_bytes(p), &bufs, grid)
-}
-
-/// One workgroup per channel.
-fn per_channel_grid(c: usize) -> [u32; 3] {
-    grid_1d(c * 256, 256)
 }
 
 /// Batch mean, biased variance, and the updated running (mean, var) when they were given.
@@ -86,7 +93,7 @@ pub fn batch_norm_stats(x: &Array, running: Option<(&Array, &Array)>, momentum: 
             // without running statistics x fills their (unused) input slots
             let (rm, rv) = running.unwrap_or((x, x));
             let arrays = [x, rm, rv, &mean, &var, &new_rm, &new_rv];
-            launch(g, "bn_stats", &[], &words(d, 0.0, momentum), &arrays, per_channel_grid(c))?;
+            launch(g, ["bn_stats", "bn_stats4"], &[], &words(d, 0.0, momentum), &arrays, d, None)?;
             Ok((mean, var, running.map(|_| (new_rm, new_rv))))
         }
     }
@@ -117,7 +124,8 @@ pub fn batch_norm_apply(
             let y = Array::empty(&device, x.shape(), DType::F32, K)?;
             let (w, b) = affine.unwrap_or((x, x));
             let constants = [("AFFINE", affine.is_some() as u32 as f64)];
-            launch(g, "bn_apply", &constants, &words(d, eps, 0.0), &[x, mean, var, w, b, &y], grid_1d(x.numel(), 256))?;
+            let arrays = [x, mean, var, w, b, &y];
+            launch(g, ["bn_apply", "bn_apply4"], &constants, &words(d, eps, 0.0), &arrays, d, Some(x.numel()))?;
             Ok(y)
         }
     }
@@ -164,11 +172,11 @@ pub fn batch_norm_backward(
         Device::Gpu(g) => {
             let p = words(d, eps, 0.0);
             let (db, dw) = (Array::empty(&device, &[c], DType::F32, K)?, Array::empty(&device, &[c], DType::F32, K)?);
-            launch(g, "bn_grad_sums", &[], &p, &[x, dy, mean, var, &db, &dw], per_channel_grid(c))?;
+            launch(g, ["bn_grad_sums", "bn_grad_sums4"], &[], &p, &[x, dy, mean, var, &db, &dw], d, None)?;
             let dx = Array::empty(&device, x.shape(), DType::F32, K)?;
             let constants = [("TRAINING", batch_stats as u32 as f64), ("AFFINE", weight.is_some() as u32 as f64)];
             let arrays = [x, dy, mean, var, weight.unwrap_or(x), &db, &dw, &dx];
-            launch(g, "bn_grad_input", &constants, &p, &arrays, grid_1d(x.numel(), 256))?;
+            launch(g, ["bn_grad_input", "bn_grad_input4"], &constants, &p, &arrays, d, Some(x.numel()))?;
             Ok((dx, dw, db))
         }
     }

@@ -52,6 +52,12 @@ impl Conv2dGeometry {
         Ok(out)
     }
 
+    /// Whether the window steps one pixel at a time along the width (stride and dilation 1),
+    /// so neighbouring output columns read neighbouring input columns (conv.wgsl's vec4 kernels).
+    pub(crate) fn unit_width_steps(&self) -> bool {
+        self.stride[1] == 1 && self.dilation[1] == 1
+    }
+
     /// Geometry words shared by conv.wgsl and pool.wgsl: c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw.
     pub(crate) fn words(
         &self,
@@ -108,7 +114,7 @@ fn launch(
     let bufs = [input.expect_gpu(entry)?, out.expect_gpu(entry)?];
     let kernel = Kernel::new(&CONV, entry);
     let unit = [("UNIT_STRIDE", 1.0)];
-    let kernel = if entry == "col2im" && geometry.stride == [1, 1] { kernel.with(&unit) } else { kernel };
+    let kernel = if entry.starts_with("col2im") && geometry.stride == [1, 1] { kernel.with(&unit) } else { kernel };
     g.dispatch(&kernel, param_bytes(&p), &bufs, grid_1d(threads, 256))
 }
 
@@ -136,8 +142,12 @@ pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, &shape, DType::F32, "im2col")?;
             let words = g.words("im2col", c, h, w, [oh, ow])?;
-            let (entry, threads) =
-                if ow.is_multiple_of(4) { ("im2col4", n * c * oh * ow / 4) } else { ("im2col", n * c * oh * ow) };
+            let unit_w = ow.is_multiple_of(4) && w.is_multiple_of(4) && g.unit_width_steps();
+            let (entry, threads) = match (unit_w, (oh * ow).is_multiple_of(4)) {
+                (true, _) => ("im2col4_unit_w", n * c * oh * ow / 4),
+                (false, true) => ("im2col4", n * c * oh * ow / 4),
+                _ => ("im2col", n * c * oh * ow),
+            };
             launch(ctx, entry, g, words, x, &out, threads)?;
             Ok(out)
         }
@@ -162,7 +172,11 @@ pub fn col2im(cols: &Array, g: &Conv2dGeometry, input_shape: &[usize]) -> Result
         ref d @ Device::Gpu(ref ctx) => {
             let out = Array::empty(d, input_shape, DType::F32, "col2im")?;
             let words = g.words("col2im", c, h, w, [oh, ow])?;
-            launch(ctx, "col2im", g, words, cols, &out, out.numel())?;
+            if g.unit_width_steps() && w.is_multiple_of(4) && ow.is_multiple_of(4) {
+                launch(ctx, "col2im4_unit_w", g, words, cols, &out, out.numel() / 4)?;
+            } else {
+                launch(ctx, "col2im", g, words, cols, &out, out.numel())?;
+            }
             Ok(out)
         }
     }

@@ -156,19 +156,36 @@ fn params(n: usize, alpha: f32, ndim: usize, mode: u32, dims: [[u32; 8]; 3]) -> 
     p
 }
 
-/// Broadcasting binary ops (`Params::mode` 1) index their inputs by strides, so they bind
-/// whole; every other op is flat and takes arrays over the binding limit in windows.
-fn launch(g: &GpuContext, entry: &'static str, code: u32, p: &[u32], inputs: &[&Array], out: &Array) -> Result<()> {
+/// Records `entry` over every element of `out`, `p` being its parameters with the element
+/// count first. With `wide` (`entry` has a twin named `entry` + "4") and a count that is a
+/// multiple of 4, the twin runs instead, four elements per thread. Broadcasting binary ops
+/// (`Params::mode` 1) index their inputs by strides, so they bind whole; every other op is flat
+/// and takes arrays over the binding limit in windows (of vec4s for the twin).
+fn launch(
+    g: &GpuContext,
+    entry: &'static str,
+    wide: Option<&'static str>,
+    code: u32,
+    p: &[u32],
+    inputs: &[&Array],
+    out: &Array,
+) -> Result<()> {
     const BROADCAST: u32 = 1;
+    let (entry, items, item_bytes) = match wide {
+        Some(wide) if out.numel().is_multiple_of(4) => (wide, out.numel() / 4, 16),
+        _ => (entry, out.numel(), 4),
+    };
     let constants = [("OP", code as f64)];
     let kernel = Kernel::new(&ELEMENTWISE, entry).with(&constants);
     let mut bufs: Vec<_> = inputs.iter().map(|a| a.gpu_buffer().unwrap()).collect();
     bufs.push(out.gpu_buffer().unwrap());
+    let params = |len: usize| [&[len as u32], &p[1..]].concat();
     if p[3] == BROADCAST {
-        return g.dispatch(&kernel, param_bytes(p), &bufs, grid_1d(out.numel(), 256));
+        return g.dispatch(&kernel, param_bytes(&params(items)), &bufs, grid_1d(items, 256));
     }
-    let operands: Vec<_> = bufs.into_iter().map(|b| (b, 4)).collect();
-    g.dispatch_flat(&kernel, out.numel(), &operands, 256, |w| [&[w.len as u32], &p[1..]].concat())
+    let operands: Vec<_> = bufs.into_iter().map(|b| (b, item_bytes)).collect();
+    g.dispatch_flat(&kernel, items, &operands, 256, |w| params(w.len))
+}
 }
 
 pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
@@ -178,7 +195,7 @@ pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
         ref d @ Device::Gpu(ref g) => {
             let out = Array::empty(d, x.shape(), DType::F32, "unary")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
-            launch(g, "unary", op.code(), &p, &[x], &out)?;
+            launch(g, "unary", Some("unary4"), op.code(), &p, &[x], &out)?;
             Ok(out)
         }
     }
@@ -205,7 +222,7 @@ pub fn unary_grad(op: UnaryOp, x: &Array, y: &Array, grad: &Array) -> Result<Arr
         Device::Gpu(g) => {
             let out = Array::empty(&device, x.shape(), DType::F32, "unary_grad")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
-            launch(g, "unary_grad", op.code(), &p, &[x, y, grad], &out)?;
+            launch(g, "unary_grad", Some("unary_grad4"), op.code(), &p, &[x, y, grad], &out)?;
             Ok(out)
         }
     }
@@ -224,7 +241,8 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
         }
         Device::Gpu(g) => {
             let out = Array::empty(&device, &shape, DType::F32, op.name())?;
-            let p = if a.shape() == b.shape() {
+            let same = a.shape() == b.shape();
+            let p = if same {
                 params(out.numel(), 0.0, 0, 0, [[0; 8]; 3])
             } else {
                 let (sa, sb) = (broadcast_strides(a.shape(), &shape), broadcast_strides(b.shape(), &shape));
@@ -232,7 +250,7 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
                 let pack = |v: &[usize]| pack_dims(op.name(), v);
                 params(out.numel(), 0.0, dims.len(), 1, [pack(&dims)?, pack(&sa)?, pack(&sb)?])
             };
-            launch(g, "binary", op.code(), &p, &[a, b], &out)?;
+            launch(g, "binary", same.then_some("binary4"), op.code(), &p, &[a, b], &out)?;
             Ok(out)
         }
     }
@@ -249,7 +267,7 @@ pub fn binary_scalar(op: BinaryOp, a: &Array, s: f32, side: ScalarSide) -> Resul
             let out = Array::empty(d, a.shape(), DType::F32, op.name())?;
             let mode = if side == ScalarSide::Left { 3 } else { 2 };
             let p = params(a.numel(), s, 0, mode, [[0; 8]; 3]);
-            launch(g, "binary_scalar", op.code(), &p, &[a], &out)?;
+            launch(g, "binary_scalar", None, op.code(), &p, &[a], &out)?;
             Ok(out)
         }
     }

@@ -51,6 +51,17 @@ fn launch(entry: &'static str, p: &[u32], arrays: &[&Array], threads: usize) -> 
     ctx.dispatch(&Kernel::new(&POOL, entry), param_bytes(p), &bufs, grid_1d(threads, 256))
 }
 
+/// Whether the windows tile the input exactly: stride = kernel, no padding, H = OH*KH, W = OW*KW.
+fn tiles(g: &Conv2dGeometry, h: usize, w: usize, oh: usize, ow: usize) -> bool {
+    g.stride == g.kernel && g.padding == [0, 0] && h == oh * g.kernel[0] && w == ow * g.kernel[1]
+}
+
+/// Whether pool.wgsl's `*_pairs` kernels apply: 2x2 windows tiling an input whose width is a
+/// multiple of 4 (two windows' columns are one aligned vec4 per row).
+fn pairs_fit(g: &Conv2dGeometry, h: usize, w: usize, oh: usize, ow: usize) -> bool {
+    g.kernel == [2, 2] && tiles(g, h, w, oh, ow) && w.is_multiple_of(4)
+}
+
 /// Max pooling: the output `[N, C, OH, OW]` and, as U32, the argmax of each window as an
 /// index into its H*W plane (`ih*W + iw`). Padding counts as -inf; the first maximum wins.
 pub fn max_pool2d(x: &Array, g: &Conv2dGeometry) -> Result<(Array, Array)> {
@@ -66,8 +77,13 @@ pub fn max_pool2d(x: &Array, g: &Conv2dGeometry) -> Result<(Array, Array)> {
         ref d @ Device::Gpu(_) => {
             let out = Array::empty(d, &shape, DType::F32, "max_pool2d")?;
             let idx = Array::empty(d, &shape, DType::U32, "max_pool2d")?;
-            let p = params("max_pool2d", out.numel(), g.words("max_pool2d", c, h, w, [oh, ow])?, false)?;
-            launch("max_pool2d", &p, &[x, &out, &idx], out.numel())?;
+            let (entry, threads) = if pairs_fit(g, h, w, oh, ow) {
+                ("max_pool2d_pairs", out.numel() / 2)
+            } else {
+                ("max_pool2d", out.numel())
+            };
+            let p = params("max_pool2d", threads, g.words("max_pool2d", c, h, w, [oh, ow])?, false)?;
+            launch(entry, &p, &[x, &out, &idx], threads)?;
             Ok((out, idx))
         }
     }
@@ -99,9 +115,13 @@ pub fn max_pool2d_backward(
         }
         Device::Gpu(_) => {
             let dx = Array::empty(&device, input_shape, DType::F32, K)?;
-            let tiled = g.stride == g.kernel && g.padding == [0, 0] && h == oh * g.kernel[0] && w == ow * g.kernel[1];
-            let (entry, threads) =
-                if tiled { ("max_pool2d_backward_tiled", grad_out.numel()) } else { (K, dx.numel()) };
+            let (entry, threads) = if pairs_fit(g, h, w, oh, ow) {
+                ("max_pool2d_backward_pairs", grad_out.numel() / 2)
+            } else if tiles(g, h, w, oh, ow) {
+                ("max_pool2d_backward_tiled", grad_out.numel())
+            } else {
+                (K, dx.numel())
+            };
             let p = params(K, threads, g.words(K, c, h, w, [oh, ow])?, false)?;
             launch(entry, &p, &[grad_out, indices, &dx], threads)?;
             Ok(dx)

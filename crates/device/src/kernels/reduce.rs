@@ -21,7 +21,9 @@ const THREAD_MAX: usize = 64;
 /// the faster schedule for moderate reductions (bias gradients summed over a batch):
 /// workgroup-memory trees are slow on software rasterisers like lavapipe.
 const MANY_OUTPUTS: usize = 2048;
-/// ... as long as each output combines at most this many elements.
+/// ... as long as each output combines at most this many elements. On a CPU adapter the same
+/// holds for any number of outputs: its workgroup trees cost more than a few outputs' loops
+/// (a linear layer's bias gradient, 120 sums of 128, took 3 ms as trees on lavapipe).
 const THREAD_MAX_MANY: usize = 1024;
 /// Reduced elements per workgroup when an output is split across workgroups (32 per thread).
 const CHUNK: usize = 8192;
@@ -89,6 +91,26 @@ impl Layout {
         Layout { kept, red }
     }
 
+    /// The same layout counted in vec4s, where it can be: at most two reduced groups, the
+    /// innermost contiguous, and every other size and stride a multiple of 4 along it.
+    fn in_vec4s(&self) -> Option<Layout> {
+        let &(inner, inner_stride) = self.red.last()?;
+        let aligned = |g: &[(usize, usize)]| g.iter().all(|&(_, stride)| stride.is_multiple_of(4));
+        let outer = &self.red[..self.red.len() - 1];
+        if self.red.len() > 2
+            || inner_stride != 1
+            || !inner.is_multiple_of(4)
+            || !aligned(&self.kept)
+            || !aligned(outer)
+        {
+            return None;
+        }
+        let quarter = |g: &[(usize, usize)]| g.iter().map(|&(size, stride)| (size, stride / 4)).collect::<Groups>();
+        let mut red = quarter(outer);
+        red.push((inner / 4, 1));
+        Some(Layout { kept: quarter(&self.kept), red })
+    }
+
     fn n_out(&self) -> usize {
         self.kept.iter().map(|g| g.0).product()
     }
@@ -123,7 +145,9 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
     let (n_out, n_red) = (layout.n_out(), layout.n_red());
     let code = [("OP", op.code() as f64)];
     let input = x.gpu_buffer().unwrap();
-    if n_red <= THREAD_MAX || (n_out >= MANY_OUTPUTS && n_red <= THREAD_MAX_MANY) {
+    let thread_per_output =
+        n_red <= THREAD_MAX || ((n_out >= MANY_OUTPUTS || g.is_cpu_adapter()) && n_red <= THREAD_MAX_MANY);
+    if thread_per_output {
         let out = Array::empty(device, &[n_out], DType::F32, "reduce")?;
         let p = layout.params(0, 1, scale, op.init())?;
         let kernel = Kernel::new(&REDUCE, "reduce_thread").with(&code);
@@ -133,8 +157,12 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
     let chunks = if n_out >= ENOUGH_OUTPUTS { 1 } else { n_red.div_ceil(CHUNK) };
     let (chunk, first_scale) = if chunks == 1 { (n_red, scale) } else { (CHUNK, 1.0) };
     let partial = Array::empty(device, &[n_out * chunks], DType::F32, "reduce")?;
-    let p = layout.params(chunk, chunks, first_scale, op.init())?;
-    let kernel = Kernel::new(&REDUCE, "reduce_wg").with(&code);
+    // the same chunks, walked in vec4s where the layout allows
+    let (entry, p) = match layout.in_vec4s() {
+        Some(wide) => ("reduce_wg4", wide.params(chunk / 4, chunks, first_scale, op.init())?),
+        None => ("reduce_wg", layout.params(chunk, chunks, first_scale, op.init())?),
+    };
+    let kernel = Kernel::new(&REDUCE, entry).with(&code);
     let groups = grid_1d(n_out * chunks * WG, WG as u32);
     g.dispatch(&kernel, param_bytes(&p), &[input, partial.gpu_buffer().unwrap()], groups)?;
     if chunks == 1 {
