@@ -186,7 +186,6 @@ fn launch(
     let operands: Vec<_> = bufs.into_iter().map(|b| (b, item_bytes)).collect();
     g.dispatch_flat(&kernel, items, &operands, 256, |w| params(w.len))
 }
-}
 
 pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
     require_dtype("unary", x, DType::F32)?;
