@@ -6,6 +6,7 @@
 use super::setup::{load_split, open_device};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use ferrograd_graph::amp::Precision;
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::optim::{
     Adam, AdamConfig, ConstantLr, CosineAnnealingLr, LinearWarmup, LrSchedule, MultiStepLr, OneCycleLr, Optimizer, Sgd,
@@ -128,6 +129,15 @@ pub struct TrainArgs {
     /// Turn off random crops and flips (on by default for CIFAR-10)
     #[arg(long)]
     pub no_augment: bool,
+    /// f32, or mixed: convolutions and linear layers on f16 operands with f32 accumulation,
+    /// f32 master weights and dynamic loss scaling (needs an adapter with f16)
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub precision: Precision,
+}
+
+/// `--precision`'s values.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("{s:?} is not a precision: use f32 or mixed"))
 }
 
 impl Default for TrainArgs {
@@ -218,7 +228,7 @@ pub enum TaskKind {
 }
 
 /// Flags every task uses.
-const COMMON_FLAGS: [&str; 13] = [
+const COMMON_FLAGS: [&str; 14] = [
     "model",
     "dataset",
     "epochs",
@@ -232,6 +242,7 @@ const COMMON_FLAGS: [&str; 13] = [
     "overwrite",
     "pause_after",
     "reset_optimizer",
+    "precision",
 ];
 
 impl TaskKind {
@@ -385,19 +396,21 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder) -> anyhow::Result<()
     let schedule = schedule(args.schedule.unwrap_or(r.schedule), lr, total_steps);
 
     println!(
-        "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}",
+        "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}{}",
         net.num_parameters(),
         kind.name(),
         train_set.len(),
         test.dataset().len(),
         train_set.image_shape(),
         device.name(),
+        if args.precision == Precision::Mixed { ", mixed precision" } else { "" },
     );
     let config = TrainerConfig {
         existing: folder.existing,
         reset_optimizer: args.reset_optimizer,
         clip_grad_norm: args.clip_grad_norm,
         pause_after: args.pause_after,
+        precision: args.precision,
         ..TrainerConfig::new(model, kind.name(), epochs, &folder.out)
     };
     let mut task = Classifier::new(net.as_ref(), &train, Some(&test), &device);

@@ -56,6 +56,7 @@
 //! # Testing new ops
 //! [`gradcheck`]: `gradcheck` (finite differences in f64 on the CPU) and `gpu_matches_cpu`.
 
+pub mod amp;
 pub mod autograd;
 pub mod demo;
 pub mod error;

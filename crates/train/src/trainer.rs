@@ -15,9 +15,11 @@ use crate::progress::Progress;
 use crate::run_dir::{self, Existing};
 use crate::stats_window::StatsWindow;
 use crate::summary::Summary;
+use ferrograd_device::kernels::amp::ScalerState;
 use ferrograd_device::{Array, Device};
+use ferrograd_graph::amp::{autocast, backward_and_step, GradScaler, Precision};
 use ferrograd_graph::nn::Module;
-use ferrograd_graph::optim::{clip_grad_norm, LrSchedule, Optimizer};
+use ferrograd_graph::optim::{LrSchedule, Optimizer};
 use ferrograd_graph::random::{seed_position, set_seed_position};
 use ferrograd_graph::Tensor;
 use std::collections::BTreeMap;
@@ -30,7 +32,14 @@ pub const OPTIMIZER_PREFIX: &str = "optimizer.";
 /// Prefix of a task's own arrays in a checkpoint (the character LM's carried state).
 pub const TASK_PREFIX: &str = "task.";
 /// Checkpoint metadata the loop itself keeps; a task's metadata must use other keys.
-const RUN_KEYS: [&str; 5] = ["seconds", "seed", "seed_draws", "planned_steps", "next_lr"];
+const RUN_KEYS: [&str; 8] =
+    ["seconds", "seed", "seed_draws", "planned_steps", "next_lr", LOSS_SCALE, GROWTH_TRACKER, SKIPPED_STEPS];
+/// A mixed-precision run's loss scaler in the checkpoint's metadata (not among the arrays, so
+/// the arrays stay exactly the model's and the optimizer's: a torchvision model loads them
+/// with `strict=True` whatever the precision).
+pub const LOSS_SCALE: &str = "loss_scale";
+pub const GROWTH_TRACKER: &str = "loss_scale_growth_tracker";
+pub const SKIPPED_STEPS: &str = "loss_scale_skipped_steps";
 
 #[derive(Clone, Debug)]
 pub struct TrainerConfig {
@@ -50,6 +59,8 @@ pub struct TrainerConfig {
     pub pause_after: Option<usize>,
     /// on resume, start the optimizer afresh instead of requiring its state in the checkpoint
     pub reset_optimizer: bool,
+    /// `Mixed`: forward passes under [`autocast`] and a [`GradScaler`] (see `graph::amp`)
+    pub precision: Precision,
 }
 
 impl TrainerConfig {
@@ -64,6 +75,7 @@ impl TrainerConfig {
             clip_grad_norm: None,
             pause_after: None,
             reset_optimizer: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -125,12 +137,14 @@ pub trait TrainTask {
     }
 }
 
-/// Where a run starts: after `epoch` epochs and `step` steps that took `seconds`.
+/// Where a run starts: after `epoch` epochs and `step` steps that took `seconds`, with the
+/// loss scaler's state if the checkpoint's run had one.
 #[derive(Default)]
 struct Start {
     epoch: usize,
     step: u64,
     seconds: f64,
+    scaler: Option<ScalerState>,
 }
 
 /// Trains `task` for `config.epochs` epochs; see the module docs for the outputs. A run stopped
@@ -146,6 +160,7 @@ pub fn fit(
     // everything that can be refused is refused before anything is written
     config.validate()?;
     optimizer.validate()?;
+    check_precision(config.precision, device)?;
     let note = task.preflight()?;
     let steps_per_epoch = task.steps_per_epoch();
     if config.read_every == 0 || steps_per_epoch == 0 {
@@ -169,6 +184,11 @@ pub fn fit(
     let start = match config.existing {
         Existing::Resume => resume(task, optimizer, schedule, device, config, planned_steps, &mut progress)?,
         _ => Start::default(),
+    };
+    let scaler = match (config.precision, &start.scaler) {
+        (Precision::F32, _) => None,
+        (Precision::Mixed, None) => Some(GradScaler::new(device)?),
+        (Precision::Mixed, Some(state)) => Some(GradScaler::with_state(device, state, Default::default())?),
     };
     let mut metrics = match config.existing {
         Existing::Resume => MetricsWriter::resume(&csv_path, start.step)?,
@@ -211,13 +231,11 @@ pub fn fit(
         for i in 0..steps_per_epoch {
             let lr = schedule.lr(step as usize);
             optimizer.set_lr(lr);
-            let out = task.step(step)?;
-            optimizer.zero_grad();
-            out.loss.backward()?;
-            if let Some(max_norm) = config.clip_grad_norm {
-                clip_grad_norm(&task.model().parameters(), max_norm)?;
-            }
-            optimizer.step()?;
+            let out = {
+                let _amp = autocast(config.precision);
+                task.step(step)?
+            };
+            backward_and_step(&out.loss, optimizer, scaler.as_ref(), config.clip_grad_norm)?;
             window.add(&out.stats, out.examples)?;
             units += out.units;
             step += 1;
@@ -245,7 +263,10 @@ pub fn fit(
         units_trained += units;
         train_seconds += epoch_seconds;
 
-        let eval = task.evaluate(&mut |done, total| progress.eval(done, total))?;
+        let eval = {
+            let _amp = autocast(config.precision);
+            task.evaluate(&mut |done, total| progress.eval(done, total))?
+        };
         if let Some(loss) = eval.loss.filter(|l| !l.is_finite()) {
             let reason = format!(
                 "test loss became {loss} after epoch {}; last good checkpoint: {}",
@@ -274,7 +295,9 @@ pub fn fit(
             &format!("{} on {}", config.model_name, config.dataset_name),
         )?;
         task.write_outputs(dir)?;
-        save(task, optimizer, schedule, config, epoch + 1, step, row.seconds, planned_steps)?;
+        let scaler_state = scaler.as_ref().map(GradScaler::state).transpose()?;
+        let at = Position { epoch: epoch + 1, step, seconds: row.seconds, planned_steps };
+        save(task, optimizer, schedule, config, &at, scaler_state)?;
         progress.finish_epoch(&row, config.epochs);
 
         summary.epochs = epoch + 1;
@@ -310,17 +333,36 @@ fn stop(
     Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An error unless the device can run `precision` (mixed precision's kernels need f16).
+fn check_precision(precision: Precision, device: &Device) -> Result<()> {
+    let has_f16 = device.gpu_context().is_none_or(|g| g.caps().f16);
+    if precision == Precision::Mixed && !has_f16 {
+        return Err(TrainError::Config(format!(
+            "precision mixed needs an adapter with f16 shaders (SHADER_F16); {} has none: use f32",
+            device.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Where a checkpoint is taken: after `epoch` epochs and `step` steps, `seconds` in, of a run
+/// planned for `planned_steps`.
+struct Position {
+    epoch: usize,
+    step: u64,
+    seconds: f64,
+    planned_steps: u64,
+}
+
 fn save(
     task: &dyn TrainTask,
     optimizer: &dyn Optimizer,
     schedule: &dyn LrSchedule,
     config: &TrainerConfig,
-    epoch: usize,
-    step: u64,
-    seconds: f64,
-    planned_steps: u64,
+    at: &Position,
+    scaler: Option<ScalerState>,
 ) -> Result<()> {
+    let Position { epoch, step, seconds, planned_steps } = *at;
     let state = task.state()?;
     if let Some(key) = state.meta.keys().find(|k| RUN_KEYS.contains(&k.as_str())) {
         return Err(TrainError::Config(format!("task checkpoint metadata key {key:?} is the trainer's")));
@@ -338,6 +380,11 @@ fn save(
         ("next_lr", schedule.lr(step as usize).to_string()),
     ] {
         extra.insert(key.into(), value);
+    }
+    if let Some(s) = scaler {
+        extra.insert(LOSS_SCALE.into(), s.scale.to_string());
+        extra.insert(GROWTH_TRACKER.into(), s.growth_tracker.to_string());
+        extra.insert(SKIPPED_STEPS.into(), s.skipped_steps.to_string());
     }
     let meta =
         CheckpointMeta { model: config.model_name.clone(), dataset: config.dataset_name.clone(), epoch, step, extra };
@@ -395,6 +442,15 @@ fn resume(
             "the schedule now spans {planned_steps} steps, not {saved_steps}, stretched over the new length: {effect}"
         ));
     }
+    let scaler = match ck.meta.extra.get(LOSS_SCALE) {
+        None => None,
+        Some(_) => Some(ScalerState {
+            scale: checkpoint::meta_value(&ck, LOSS_SCALE)?,
+            growth_tracker: checkpoint::meta_value(&ck, GROWTH_TRACKER)?,
+            found_inf: false,
+            skipped_steps: checkpoint::meta_value(&ck, SKIPPED_STEPS)?,
+        }),
+    };
     task.restore(TaskState { arrays: task_arrays, meta: ck.meta.extra })?;
-    Ok(Start { epoch, step, seconds })
+    Ok(Start { epoch, step, seconds, scaler })
 }

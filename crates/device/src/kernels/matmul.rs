@@ -283,8 +283,7 @@ pub fn matmul_fused_using(
     let mut operands = vec![a, b];
     operands.extend(epilogue.bias_array());
     let device = same_device(NAME, &operands)?;
-    require_dtype(NAME, a, DType::F32)?;
-    require_dtype(NAME, b, DType::F32)?;
+    let precision = operand_precision(NAME, a, b, precision)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
     epilogue.check(NAME, p.m, p.n)?;
     match &device {
@@ -338,6 +337,17 @@ pub fn matmul_fused_using(
     }
 }
 
+/// The precision of a product of `a` and `b`: f32 operands take the one asked for; an f16
+/// operand (mixed precision's activations and weight copies) makes it `Mixed`.
+fn operand_precision(kernel: &'static str, a: &Array, b: &Array, precision: Precision) -> Result<Precision> {
+    for x in [a, b] {
+        if !matches!(x.dtype(), DType::F32 | DType::F16) {
+            require_dtype(kernel, x, DType::F32)?;
+        }
+    }
+    Ok(if a.dtype() == DType::F16 || b.dtype() == DType::F16 { Precision::Mixed } else { precision })
+}
+
 /// The CPU device's product, on the inputs rounded to f16 for `Precision::Mixed`.
 fn reference_product(a: &Array, b: &Array, p: &Problem, precision: Precision) -> Vec<f64> {
     let (av, bv) = (a.cpu_data(), b.cpu_data());
@@ -347,7 +357,8 @@ fn reference_product(a: &Array, b: &Array, p: &Problem, precision: Precision) ->
     }
 }
 
-/// The GPU kernels' inputs: the arrays themselves, or cast to f16 for `Precision::Mixed`.
+/// The GPU kernels' inputs: the arrays themselves, or cast to f16 for `Precision::Mixed`
+/// (a no-op for an operand that is f16 already).
 fn inputs_at(a: &Array, b: &Array, precision: Precision) -> Result<(Array, Array)> {
     Ok(match precision {
         Precision::F32 => (a.clone(), b.clone()),
@@ -393,8 +404,7 @@ pub fn matmul_batch_sum_using(
 ) -> Result<Array> {
     const K: &str = "matmul_batch_sum";
     let device = same_device(K, &[a, b])?;
-    require_dtype(K, a, DType::F32)?;
-    require_dtype(K, b, DType::F32)?;
+    let precision = operand_precision(K, a, b, precision)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
     if a.ndim() != b.ndim() {
         return shape_err(K, format!("a {:?} and b {:?} need the same batch dimensions", a.shape(), b.shape()));
