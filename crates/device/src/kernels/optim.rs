@@ -79,18 +79,7 @@ pub(crate) fn adam_words(n: usize, p: &AdamParams) -> Vec<u32> {
     let bc2_sqrt = (1.0 - (p.beta2 as f64).powi(t)).sqrt();
     let decay = 1.0 - lr * p.weight_decay as f64;
     let flags = if p.decoupled_weight_decay { DECOUPLED } else { 0 };
-    let f = [
-        p.lr,
-        0.0,
-        0.0,
-        p.weight_decay,
-        p.beta1,
-        p.beta2,
-        p.eps,
-        step_size as f32,
-        bc2_sqrt as f32,
-        decay as f32,
-    ];
+    let f = [p.lr, 0.0, 0.0, p.weight_decay, p.beta1, p.beta2, p.eps, step_size as f32, bc2_sqrt as f32, decay as f32];
     words(n, flags, f)
 }
 

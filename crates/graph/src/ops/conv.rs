@@ -196,7 +196,8 @@ impl Tensor {
         let images =
             images.unwrap_or_else(|| images_per_binding(&self.device(), plan.groups * plan.rows * plan.pixels));
         plan.chunk = images.min(plan.input[0].max(1));
-        plan.half = half_operands(&self.device());
+        // grouped convolutions stay f32: the groups are cut with `narrow`, which moves 32-bit words
+        plan.half = plan.groups == 1 && half_operands(&self.device());
         let (x, w2) = (self.data(), operand(weight, plan.half)?.reshape(&[plan.out_ch, plan.rows])?);
         let [n, ..] = plan.input;
         let out_shape = [n, plan.out_ch, plan.pixels];
@@ -219,10 +220,9 @@ impl Tensor {
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
             let g = g.reshape(&out_shape)?;
             let g = through_activation(&saved, &g)?;
-            let g_operand = half_if(g.clone(), plan.half)?;
             let (mut dw, mut dx) = (None::<Array>, Vec::new());
             for (first, len) in plan.chunks() {
-                let gc = plan.slice(&g_operand, first, len)?;
+                let gc = half_if(plan.slice(&g, first, len)?, plan.half)?;
                 if needs[1] {
                     let cols = match &saved_cols {
                         Some(c) => c.clone(),
