@@ -46,7 +46,7 @@ fn autocast_parity(name: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: 
         f(t)
     };
     let f16_bound = GradCheck { eps: 0.0, atol: 1e-3, rtol: 1e-3 };
-    gpu_matches_cpu(name, &f16_bound, &mixed, inputs, &gpu()).unwrap();
+    gpu_matches_cpu(name, &f16_bound, mixed, inputs, &gpu()).unwrap();
     // on the CPU device, mixed precision against f32: the same function and gradients, each
     // operand rounded once (1e-2 of each array's scale)
     for (k, (m, f)) in run(&mixed, inputs).iter().zip(run(&f, inputs)).enumerate() {

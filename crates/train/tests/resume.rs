@@ -164,7 +164,7 @@ fn a_mixed_precision_classifier_resumes_exactly_with_its_loss_scale() {
     let plain = paused(f32_run);
     let names = |c: &checkpoint::Checkpoint| c.arrays.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&mixed), names(&plain));
-    assert!(plain.meta.extra.get(LOSS_SCALE).is_none(), "an f32 run has no loss scale");
+    assert!(!plain.meta.extra.contains_key(LOSS_SCALE), "an f32 run has no loss scale");
     for (name, a) in mixed.arrays.iter().filter(|(n, _)| !n.starts_with("optimizer.")) {
         assert_eq!(a.dtype(), DType::F32, "{name}");
     }

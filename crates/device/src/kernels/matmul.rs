@@ -25,6 +25,7 @@ use crate::kernels::common::{param_bytes, require_dtype, same_device};
 use crate::kernels::copy::cast;
 use crate::kernels::epilogue::{self, Epilogue};
 use crate::kernels::reduce::{reduce, ReduceOp};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const NAME: &str = "matmul";
@@ -185,6 +186,30 @@ pub fn coop_available(caps: &Caps) -> bool {
     caps.coop_matrix_f16 && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32
 }
 
+/// Set when the cooperative-matrix pipeline failed to build on this process's driver: from
+/// then on Mixed products take the f16 tile kernels (one context per process, so one flag).
+static COOP_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the cooperative-matrix kernel failed to build here (see [`note_coop_failure`]).
+pub fn coop_failed() -> bool {
+    COOP_FAILED.load(Ordering::Relaxed)
+}
+
+/// Records that the cooperative-matrix pipeline did not build and warns once: the products
+/// fall back to the f16 tile kernels, a warning and not an error, since they compute the same.
+pub fn note_coop_failure(why: &DeviceError) {
+    if !COOP_FAILED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "warning: the cooperative-matrix matmul did not build on this driver ({why}); using the f16 tile kernels"
+        );
+    }
+}
+
+/// Whether `e` is a pipeline that failed to build (the pipeline cache's error).
+fn is_build_failure(e: &DeviceError) -> bool {
+    matches!(e, DeviceError::Wgpu { context, .. } if context.starts_with("compiling"))
+}
+
 /// Whether `tile128v` can take `p`: neither side transposed, C tiled exactly by 128x128, K a
 /// multiple of 8, and every batch of A and B 16-byte aligned.
 pub fn vec4_tiles_fit(p: &Problem) -> bool {
@@ -212,7 +237,7 @@ pub fn effective_precision(caps: &Caps, precision: Precision) -> Precision {
 /// large GPU, the vec4 ones where the problem is aligned to them; else 64x64 tiles. On a
 /// CPU adapter see [`pick_variant`].
 pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant {
-    if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) {
+    if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) && !coop_failed() {
         return Variant::Coop;
     }
     let tiles128 = p.m.div_ceil(128) * p.n.div_ceil(128) * p.batch;
@@ -294,6 +319,7 @@ pub fn matmul_fused_using(
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
+            let forced = variant;
             let variant = variant.unwrap_or_else(|| pick_variant(g, precision, &p));
             if variant == Variant::Coop && !(precision == Precision::Mixed && coop_available(g.caps())) {
                 return Err(DeviceError::Unsupported {
@@ -324,12 +350,19 @@ pub fn matmul_fused_using(
                 (Precision::Mixed, Variant::Coop) => &MATMUL_COOP,
                 (Precision::Mixed, _) => &MATMUL_F16,
             };
-            let (a, b) = inputs_at(a, b, precision)?;
-            let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
+            let (a2, b2) = inputs_at(a, b, precision)?;
+            let bufs = [a2.expect_gpu(NAME)?, b2.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
             if variant == Variant::Coop {
                 // cooperative-matrix stores bypass store_c
-                launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default())?;
-                return epilogue.apply_separately(out);
+                match launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default()) {
+                    Ok(()) => return epilogue.apply_separately(out),
+                    // chosen, not forced, and its pipeline failed to build: the tile kernels instead
+                    Err(e) if forced.is_none() && is_build_failure(&e) => {
+                        note_coop_failure(&e);
+                        return matmul_fused_using(a, b, trans_a, trans_b, precision, None, epilogue);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             launch(g, shader, variant, &p, bufs, ubo, None, epilogue)?;
             Ok(out)
