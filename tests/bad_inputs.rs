@@ -54,6 +54,10 @@ fn numeric_flags_out_of_range_name_the_flag_and_the_range() {
     fails_cleanly(&["train", "--device", "tpu"], tmp.path(), &["unknown device \"tpu\"", "gpu:NAME", "cpu"]);
     let out = ferrograd(&["train", "--device", "tpu"], tmp.path());
     assert!(!text(&out).contains("Vulkan driver"), "{}", text(&out));
+    // refused by the argument parser (its usage error, status 2) before anything runs
+    let out = ferrograd(&["train", "--precision", "half"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("\"half\" is not a precision: use f32 or mixed"), "{}", text(&out));
 }
 
 #[test]

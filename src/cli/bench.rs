@@ -73,6 +73,9 @@ pub struct BenchArgs {
     /// Force this f32 matmul kernel instead of the one chosen by shape
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
+    /// train: f32, or mixed (autocast products, f32 master weights, dynamic loss scaling)
+    #[arg(long, default_value = "f32", value_parser = super::train::parse_precision)]
+    pub precision: ferrograd_graph::amp::Precision,
     /// lenet-kernels, train: time every dispatch of whole steps with timestamp queries and report
     /// GPU time per kernel family and the idle share
     #[arg(long)]

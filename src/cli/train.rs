@@ -7,6 +7,7 @@ use super::distributed::{require_alone, Job};
 use super::setup::{load_split, open_device};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use ferrograd_graph::amp::Precision;
 use ferrograd_graph::nn::Module;
 use ferrograd_graph::optim::{
     Adam, AdamConfig, ConstantLr, CosineAnnealingLr, LinearWarmup, LrSchedule, MultiStepLr, OneCycleLr, Optimizer, Sgd,
@@ -133,6 +134,15 @@ pub struct TrainArgs {
     /// SyncBatchNorm) instead of each process's shard
     #[arg(long)]
     pub sync_bn: bool,
+    /// f32, or mixed: convolutions and linear layers on f16 operands with f32 accumulation,
+    /// f32 master weights and dynamic loss scaling (needs an adapter with f16)
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub precision: Precision,
+}
+
+/// `--precision`'s values.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("{s:?} is not a precision: use f32 or mixed"))
 }
 
 impl Default for TrainArgs {
@@ -223,7 +233,7 @@ pub enum TaskKind {
 }
 
 /// Flags every task uses.
-const COMMON_FLAGS: [&str; 13] = [
+const COMMON_FLAGS: [&str; 14] = [
     "model",
     "dataset",
     "epochs",
@@ -237,6 +247,7 @@ const COMMON_FLAGS: [&str; 13] = [
     "overwrite",
     "pause_after",
     "reset_optimizer",
+    "precision",
 ];
 
 impl TaskKind {
@@ -407,13 +418,14 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder, job: &Job) -> anyhow
     };
     if job.is_root() {
         println!(
-            "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}{processes}",
+            "training {model} ({} parameters) on {} ({} train / {} test images, {:?}) with {} for {epochs} epochs, batch {batch_size}{processes}{}",
             net.num_parameters(),
             kind.name(),
             train_set.len(),
             test.dataset().len(),
             train_set.image_shape(),
             device.name(),
+            if args.precision == Precision::Mixed { ", mixed precision" } else { "" },
         );
     }
     let config = TrainerConfig {
@@ -422,6 +434,7 @@ fn image(args: &TrainArgs, model: &str, folder: &RunFolder, job: &Job) -> anyhow
         clip_grad_norm: args.clip_grad_norm,
         pause_after: args.pause_after,
         replicas: job.replicas.clone(),
+        precision: args.precision,
         ..TrainerConfig::new(model, kind.name(), epochs, &folder.out)
     };
     let mut task = Classifier::new(net.as_ref(), &train, Some(&test), &device);

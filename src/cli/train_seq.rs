@@ -41,6 +41,7 @@ fn run_of(args: &TrainArgs, named: TrainerConfig, folder: &RunFolder) -> Trainer
         existing: folder.existing,
         pause_after: args.pause_after,
         clip_grad_norm: args.clip_grad_norm.or(named.clip_grad_norm),
+        precision: args.precision,
         ..named
     }
 }

@@ -53,9 +53,14 @@
 //! `MultiStepLr`, `CosineAnnealingLr`, `LinearWarmup`, `OneCycleLr`); optimizer state by
 //! name (`fc.bias.exp_avg`, `conv1.weight.momentum_buffer`, `<param>.step`).
 //!
+//! # Mixed precision
+//! [`amp`]: an `autocast` scope (products on f16 operands, f32 accumulation), f32 master
+//! weights with f16 copies the optimizers refresh, and a device-side `GradScaler`.
+//!
 //! # Testing new ops
 //! [`gradcheck`]: `gradcheck` (finite differences in f64 on the CPU) and `gpu_matches_cpu`.
 
+pub mod amp;
 pub mod autograd;
 pub mod demo;
 pub mod error;
@@ -85,6 +90,7 @@ pub mod functional {
 
 /// What a model or training program imports: `use ferrograd_graph::prelude::*;`.
 pub mod prelude {
+    pub use crate::amp::{autocast, backward_and_step, GradScaler, Precision};
     pub use crate::children;
     pub use crate::functional::{binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss};
     pub use crate::nn::{

@@ -4,6 +4,7 @@
 
 use crate::autograd::{is_grad_enabled, run_backward, BackwardFn, Node};
 use crate::error::{GraphError, Result};
+use ferrograd_device::kernels::copy::cast;
 use ferrograd_device::kernels::{elementwise, fill};
 use ferrograd_device::{Array, DType, Device};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,9 @@ struct Inner {
     requires_grad: AtomicBool,
     grad: Mutex<Option<Array>>,
     node: Option<Node>,
+    /// a parameter's f16 copy for mixed precision: made by its first autocast product,
+    /// refreshed by the optimizer's update launch, dropped by `set_data`
+    half: Mutex<Option<Array>>,
 }
 
 #[derive(Clone)]
@@ -33,6 +37,7 @@ impl Tensor {
                 requires_grad: AtomicBool::new(requires_grad),
                 grad: Mutex::new(None),
                 node,
+                half: Mutex::new(None),
             }),
         }
     }
@@ -115,6 +120,28 @@ impl Tensor {
     /// only for leaves; every clone of this tensor sees the new values.
     pub fn set_data(&self, data: Array) {
         *self.inner.data.write().unwrap() = data;
+        *self.inner.half.lock().unwrap() = None;
+    }
+
+    /// The f16 copy of a parameter (a leaf that requires grad), made on first use and kept up
+    /// to date by the optimizers, which write it in their update launch; for any other f32
+    /// tensor a fresh cast.
+    pub(crate) fn half_data(&self) -> Result<Array> {
+        if !(self.is_leaf() && self.requires_grad()) {
+            return Ok(cast(&self.data(), DType::F16)?);
+        }
+        let mut slot = self.inner.half.lock().unwrap();
+        if let Some(h) = slot.as_ref() {
+            return Ok(h.clone());
+        }
+        let h = cast(&self.data(), DType::F16)?;
+        *slot = Some(h.clone());
+        Ok(h)
+    }
+
+    /// The parameter's f16 copy, if a product under autocast made one (the optimizers refresh it).
+    pub fn half_copy(&self) -> Option<Array> {
+        self.inner.half.lock().unwrap().clone()
     }
 
     pub fn shape(&self) -> Vec<usize> {

@@ -18,9 +18,11 @@ use crate::progress::Progress;
 use crate::run_dir::{self, Existing};
 use crate::stats_window::StatsWindow;
 use crate::summary::Summary;
+use ferrograd_device::kernels::amp::ScalerState;
 use ferrograd_device::{Array, Device};
+use ferrograd_graph::amp::{autocast, scaled_backward, unscale_and_step, GradScaler, Precision};
 use ferrograd_graph::nn::Module;
-use ferrograd_graph::optim::{clip_grad_norm, LrSchedule, Optimizer};
+use ferrograd_graph::optim::{LrSchedule, Optimizer};
 use ferrograd_graph::random::{seed_position, set_seed_position};
 use ferrograd_graph::Tensor;
 use std::collections::BTreeMap;
@@ -34,7 +36,14 @@ pub const OPTIMIZER_PREFIX: &str = "optimizer.";
 /// Prefix of a task's own arrays in a checkpoint (the character LM's carried state).
 pub const TASK_PREFIX: &str = "task.";
 /// Checkpoint metadata the loop itself keeps; a task's metadata must use other keys.
-const RUN_KEYS: [&str; 5] = ["seconds", "seed", "seed_draws", "planned_steps", "next_lr"];
+const RUN_KEYS: [&str; 8] =
+    ["seconds", "seed", "seed_draws", "planned_steps", "next_lr", LOSS_SCALE, GROWTH_TRACKER, SKIPPED_STEPS];
+/// A mixed-precision run's loss scaler in the checkpoint's metadata (not among the arrays, so
+/// the arrays stay exactly the model's and the optimizer's: a torchvision model loads them
+/// with `strict=True` whatever the precision).
+pub const LOSS_SCALE: &str = "loss_scale";
+pub const GROWTH_TRACKER: &str = "loss_scale_growth_tracker";
+pub const SKIPPED_STEPS: &str = "loss_scale_skipped_steps";
 
 #[derive(Clone, Debug)]
 pub struct TrainerConfig {
@@ -56,6 +65,8 @@ pub struct TrainerConfig {
     pub reset_optimizer: bool,
     /// train as one replica of a data-parallel job (the task reads its shard of each batch)
     pub replicas: Option<Arc<Replicas>>,
+    /// `Mixed`: forward passes under [`autocast`] and a [`GradScaler`] (see `graph::amp`)
+    pub precision: Precision,
 }
 
 impl TrainerConfig {
@@ -71,6 +82,7 @@ impl TrainerConfig {
             pause_after: None,
             reset_optimizer: false,
             replicas: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -132,12 +144,14 @@ pub trait TrainTask {
     }
 }
 
-/// Where a run starts: after `epoch` epochs and `step` steps that took `seconds`.
+/// Where a run starts: after `epoch` epochs and `step` steps that took `seconds`, with the
+/// loss scaler's state if the checkpoint's run had one.
 #[derive(Default)]
 struct Start {
     epoch: usize,
     step: u64,
     seconds: f64,
+    scaler: Option<ScalerState>,
 }
 
 /// Trains `task` for `config.epochs` epochs; see the module docs for the outputs. A run stopped
@@ -153,6 +167,7 @@ pub fn fit(
     // everything that can be refused is refused before anything is written
     config.validate()?;
     optimizer.validate()?;
+    check_precision(config.precision, device)?;
     let note = task.preflight()?;
     let steps_per_epoch = task.steps_per_epoch();
     if config.read_every == 0 || steps_per_epoch == 0 {
@@ -187,6 +202,11 @@ pub fn fit(
     let ddp = match &config.replicas {
         Some(r) => Some(DataParallel::new(r.clone(), task.model())?),
         None => None,
+    };
+    let scaler = match (config.precision, &start.scaler) {
+        (Precision::F32, _) => None,
+        (Precision::Mixed, None) => Some(GradScaler::new(device)?),
+        (Precision::Mixed, Some(state)) => Some(GradScaler::with_state(device, state, Default::default())?),
     };
     let mut metrics = match (root, config.existing) {
         (false, _) => None,
@@ -232,16 +252,16 @@ pub fn fit(
         for i in 0..steps_per_epoch {
             let lr = schedule.lr(step as usize);
             optimizer.set_lr(lr);
-            let out = task.step(step)?;
-            optimizer.zero_grad();
-            out.loss.backward()?;
+            let out = {
+                let _amp = autocast(config.precision);
+                task.step(step)?
+            };
+            scaled_backward(&out.loss, optimizer, scaler.as_ref())?;
             if let Some(ddp) = &ddp {
+                // the scale is the same on every replica, so the scaled gradients average as the gradients do
                 ddp.sync_gradients(out.examples)?;
             }
-            if let Some(max_norm) = config.clip_grad_norm {
-                clip_grad_norm(&task.model().parameters(), max_norm)?;
-            }
-            optimizer.step()?;
+            unscale_and_step(optimizer, scaler.as_ref(), config.clip_grad_norm)?;
             window.add(&out.stats, out.examples)?;
             units += out.units;
             window_units += out.units;
@@ -278,7 +298,10 @@ pub fn fit(
             // what rank 0 saves is what every replica evaluates
             ddp.broadcast_buffers()?;
         }
-        let eval = task.evaluate(&mut |done, total| progress.eval(done, total))?;
+        let eval = {
+            let _amp = autocast(config.precision);
+            task.evaluate(&mut |done, total| progress.eval(done, total))?
+        };
         if let Some(loss) = eval.loss.filter(|l| !l.is_finite()) {
             let reason = format!(
                 "test loss became {loss} after epoch {}; last good checkpoint: {}",
@@ -305,7 +328,9 @@ pub fn fit(
                 let title = format!("{} on {}", config.model_name, config.dataset_name);
                 plot_training_curves(&read_metrics(&csv_path)?, &step_losses, dir, &title)?;
                 task.write_outputs(dir)?;
-                save(task, optimizer, schedule, config, epoch + 1, step, row.seconds, planned_steps)
+                let scaler_state = scaler.as_ref().map(GradScaler::state).transpose()?;
+                let at = Position { epoch: epoch + 1, step, seconds: row.seconds, planned_steps };
+                save(task, optimizer, schedule, config, &at, scaler_state)
             })();
             agree(replicas, written)?;
         } else {
@@ -374,17 +399,36 @@ fn stop(
     Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An error unless the device can run `precision` (mixed precision's kernels need f16).
+fn check_precision(precision: Precision, device: &Device) -> Result<()> {
+    let has_f16 = device.gpu_context().is_none_or(|g| g.caps().f16);
+    if precision == Precision::Mixed && !has_f16 {
+        return Err(TrainError::Config(format!(
+            "precision mixed needs an adapter with f16 shaders (SHADER_F16); {} has none: use f32",
+            device.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Where a checkpoint is taken: after `epoch` epochs and `step` steps, `seconds` in, of a run
+/// planned for `planned_steps`.
+struct Position {
+    epoch: usize,
+    step: u64,
+    seconds: f64,
+    planned_steps: u64,
+}
+
 fn save(
     task: &dyn TrainTask,
     optimizer: &dyn Optimizer,
     schedule: &dyn LrSchedule,
     config: &TrainerConfig,
-    epoch: usize,
-    step: u64,
-    seconds: f64,
-    planned_steps: u64,
+    at: &Position,
+    scaler: Option<ScalerState>,
 ) -> Result<()> {
+    let Position { epoch, step, seconds, planned_steps } = *at;
     let state = task.state()?;
     if let Some(key) = state.meta.keys().find(|k| RUN_KEYS.contains(&k.as_str())) {
         return Err(TrainError::Config(format!("task checkpoint metadata key {key:?} is the trainer's")));
@@ -402,6 +446,11 @@ fn save(
         ("next_lr", schedule.lr(step as usize).to_string()),
     ] {
         extra.insert(key.into(), value);
+    }
+    if let Some(s) = scaler {
+        extra.insert(LOSS_SCALE.into(), s.scale.to_string());
+        extra.insert(GROWTH_TRACKER.into(), s.growth_tracker.to_string());
+        extra.insert(SKIPPED_STEPS.into(), s.skipped_steps.to_string());
     }
     let meta =
         CheckpointMeta { model: config.model_name.clone(), dataset: config.dataset_name.clone(), epoch, step, extra };
@@ -459,6 +508,15 @@ fn resume(
             "the schedule now spans {planned_steps} steps, not {saved_steps}, stretched over the new length: {effect}"
         ));
     }
+    let scaler = match ck.meta.extra.get(LOSS_SCALE) {
+        None => None,
+        Some(_) => Some(ScalerState {
+            scale: checkpoint::meta_value(&ck, LOSS_SCALE)?,
+            growth_tracker: checkpoint::meta_value(&ck, GROWTH_TRACKER)?,
+            found_inf: false,
+            skipped_steps: checkpoint::meta_value(&ck, SKIPPED_STEPS)?,
+        }),
+    };
     task.restore(TaskState { arrays: task_arrays, meta: ck.meta.extra })?;
-    Ok(Start { epoch, step, seconds })
+    Ok(Start { epoch, step, seconds, scaler })
 }

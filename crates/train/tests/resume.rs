@@ -4,7 +4,8 @@
 //! use dropout, so the seed stream must be restored too. The seed stream is global to the
 //! process, so the tests take turns.
 
-use ferrograd_device::Device;
+use ferrograd_device::{DType, Device};
+use ferrograd_graph::amp::Precision;
 use ferrograd_graph::manual_seed;
 use ferrograd_graph::nn::recurrent::CellKind;
 use ferrograd_graph::nn::{Dropout, Flatten, Linear, Module, Relu, Sequential};
@@ -20,7 +21,9 @@ use ferrograd_train::run_dir::Existing;
 use ferrograd_train::seq::char_lm::{train_char_lm, CharLmConfig};
 use ferrograd_train::seq::seq2seq_tasks::{train_seq2seq_task, Seq2SeqTaskConfig, TaskModelKind};
 use ferrograd_train::seq::seq_mnist::{train_seq_mnist, SeqMnistConfig};
-use ferrograd_train::trainer::{fit, TrainerConfig, CHECKPOINT_FILE, METRICS_FILE};
+use ferrograd_train::trainer::{
+    fit, TrainerConfig, CHECKPOINT_FILE, GROWTH_TRACKER, LOSS_SCALE, METRICS_FILE, SKIPPED_STEPS,
+};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -52,7 +55,7 @@ fn assert_same_run(straight: &Path, split: &Path, paused: &checkpoint::Checkpoin
         moved |= paused.get(name).is_none_or(|p| p.to_f64_vec().unwrap() != x);
     }
     assert!(moved, "the epochs after the pause changed nothing");
-    for key in ["seed", "seed_draws", "next_lr"] {
+    for key in ["seed", "seed_draws", "next_lr", LOSS_SCALE, GROWTH_TRACKER, SKIPPED_STEPS] {
         assert_eq!(a.meta.extra.get(key), b.meta.extra.get(key), "{key}");
     }
     let (ra, rb) =
@@ -117,6 +120,54 @@ fn an_image_classifier_resumes_exactly() {
     let before = paused(split.path());
     assert_eq!(run(77, &resumed(&config(split.path(), 3))).epochs, 3);
     assert_same_run(straight.path(), split.path(), &before);
+}
+
+/// Mixed precision resumes exactly too, its loss scaler included (the growth tracker counts
+/// every step of the run only if the resume restored it), and its checkpoint holds the same
+/// arrays as an f32 run's, the model's all f32: what a torchvision model loads with
+/// `strict=True` (benches/pytorch/torchvision_roundtrip.py) is unchanged.
+#[test]
+fn a_mixed_precision_classifier_resumes_exactly_with_its_loss_scale() {
+    let _turn = turn();
+    let gpu = ferrograd_device::testing::gpu();
+    let train = DataLoader::new(images(80, 1), LoaderConfig::train(16, 5)).unwrap();
+    let test = DataLoader::new(images(24, 2), LoaderConfig::eval(16)).unwrap();
+    let run = |seed: u64, config: &TrainerConfig| {
+        manual_seed(seed);
+        let model = Sequential::new()
+            .add(Flatten::default())
+            .add(Linear::new(&gpu, 16, 12, true).unwrap())
+            .add(Relu)
+            .add(Linear::new(&gpu, 12, 2, true).unwrap());
+        let mut adam = Adam::new(model.named_parameters(), AdamConfig { lr: 0.02, ..AdamConfig::default() });
+        let mut task = Classifier::new(&model, &train, Some(&test), &gpu);
+        fit(&mut task, &mut adam, &ConstantLr(0.02), &gpu, config).unwrap()
+    };
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let [straight, split, f32_run] = [0, 1, 2].map(|i| dirs[i].path());
+    let config = |dir: &Path, epochs, precision| TrainerConfig {
+        read_every: 2,
+        precision,
+        ..TrainerConfig::new("mlp", "halves", epochs, dir)
+    };
+    run(3, &config(straight, 3, Precision::Mixed));
+    run(3, &config(split, 1, Precision::Mixed));
+    let before = paused(split);
+    assert_eq!(before.meta.extra.get(GROWTH_TRACKER).map(String::as_str), Some("5"));
+    run(77, &resumed(&config(split, 3, Precision::Mixed)));
+    assert_same_run(straight, split, &before);
+    let mixed = paused(split);
+    assert_eq!(mixed.meta.extra.get(LOSS_SCALE).map(String::as_str), Some("65536"));
+    assert_eq!(mixed.meta.extra.get(GROWTH_TRACKER).map(String::as_str), Some("15"));
+
+    run(3, &config(f32_run, 1, Precision::F32));
+    let plain = paused(f32_run);
+    let names = |c: &checkpoint::Checkpoint| c.arrays.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&mixed), names(&plain));
+    assert!(!plain.meta.extra.contains_key(LOSS_SCALE), "an f32 run has no loss scale");
+    for (name, a) in mixed.arrays.iter().filter(|(n, _)| !n.starts_with("optimizer.")) {
+        assert_eq!(a.dtype(), DType::F32, "{name}");
+    }
 }
 
 #[test]

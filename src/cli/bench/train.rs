@@ -3,16 +3,19 @@
 //! (dispatches, compute passes, submits, waits, bytes handed out, peak bytes live). A step is
 //! forward, cross-entropy, backward and SGD with momentum 0.9, as in
 //! `benches/pytorch/train_throughput.py`, which prints the same rows for PyTorch (`--compare`
-//! joins the two). `--profile` first times every dispatch of one step.
+//! joins the two). `--precision mixed` runs the forward pass under autocast with a loss
+//! scaler, as `trainer::fit` does, and prints the same rows. `--profile` first times every
+//! dispatch of one step.
 
 use super::{median_wall_ms, print_profile, BenchArgs};
 use anyhow::{bail, Context};
 use ferrograd_device::gpu::ProfileSummary;
 use ferrograd_device::testing::Rng;
 use ferrograd_device::{Device, Stats};
+use ferrograd_graph::amp::{autocast, backward_and_step, GradScaler, Precision};
 use ferrograd_graph::functional::cross_entropy;
 use ferrograd_graph::nn::Module;
-use ferrograd_graph::optim::{Optimizer, Sgd, SgdConfig};
+use ferrograd_graph::optim::{Sgd, SgdConfig};
 use ferrograd_graph::Tensor;
 
 /// Short names for the benchmark's four workloads (32x32 inputs); any zoo name also works.
@@ -42,11 +45,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let x = Tensor::from_f32(&device, &rng.vec(batch * c * h * w), &[batch, c, h, w])?;
     let labels: Vec<u32> = (0..batch).map(|i| (i * 7 % classes) as u32).collect();
     let y = Tensor::from_u32(&device, &labels, &[batch])?;
+    let scaler = match args.precision {
+        Precision::F32 => None,
+        Precision::Mixed => Some(GradScaler::new(&device)?),
+    };
     let step = |opt: &mut Sgd| -> anyhow::Result<()> {
-        let loss = cross_entropy(&model.forward(&x)?, &y, 0.0)?;
-        opt.zero_grad();
-        loss.backward()?;
-        opt.step()?;
+        let loss = {
+            let _amp = autocast(args.precision);
+            cross_entropy(&model.forward(&x)?, &y, 0.0)?
+        };
+        backward_and_step(&loss, opt, scaler.as_ref(), None)?;
         Ok(())
     };
 
@@ -79,7 +87,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         g.adapter_info().backend
     );
     println!("timing: wall clock, median of {reps} runs of {steps} steps after {warmup} warm-up steps");
-    print_rows(&format!("{asked}.b{batch}.f32"), batch, ms, &per_step);
+    print_rows(&format!("{asked}.b{batch}.{}", args.precision.name()), batch, ms, &per_step);
     Ok(())
 }
 

@@ -26,6 +26,7 @@ use crate::kernels::copy::cast;
 use crate::kernels::epilogue::{self, Epilogue};
 use crate::kernels::matmul_parts;
 use crate::kernels::reduce::{reduce, ReduceOp};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const NAME: &str = "matmul";
@@ -192,6 +193,30 @@ pub fn coop_available(caps: &Caps) -> bool {
     caps.coop_matrix_f16 && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32
 }
 
+/// Set when the cooperative-matrix pipeline failed to build on this process's driver: from
+/// then on Mixed products take the f16 tile kernels (one context per process, so one flag).
+static COOP_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the cooperative-matrix kernel failed to build here (see [`note_coop_failure`]).
+pub fn coop_failed() -> bool {
+    COOP_FAILED.load(Ordering::Relaxed)
+}
+
+/// Records that the cooperative-matrix pipeline did not build and warns once: the products
+/// fall back to the f16 tile kernels, a warning and not an error, since they compute the same.
+pub fn note_coop_failure(why: &DeviceError) {
+    if !COOP_FAILED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "warning: the cooperative-matrix matmul did not build on this driver ({why}); using the f16 tile kernels"
+        );
+    }
+}
+
+/// Whether `e` is a pipeline that failed to build (the pipeline cache's error).
+fn is_build_failure(e: &DeviceError) -> bool {
+    matches!(e, DeviceError::Wgpu { context, .. } if context.starts_with("compiling"))
+}
+
 /// Whether `tile128v` can take `p`: neither side transposed, C tiled exactly by 128x128, K a
 /// multiple of 8, and every batch of A and B 16-byte aligned.
 pub fn vec4_tiles_fit(p: &Problem) -> bool {
@@ -219,7 +244,7 @@ pub fn effective_precision(caps: &Caps, precision: Precision) -> Precision {
 /// large GPU, the vec4 ones where the problem is aligned to them; else 64x64 tiles. On a
 /// CPU adapter see [`pick_variant`].
 pub fn choose_variant(caps: &Caps, precision: Precision, p: &Problem) -> Variant {
-    if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) {
+    if effective_precision(caps, precision) == Precision::Mixed && coop_available(caps) && !coop_failed() {
         return Variant::Coop;
     }
     let tiles128 = p.m.div_ceil(128) * p.n.div_ceil(128) * p.batch;
@@ -290,8 +315,7 @@ pub fn matmul_fused_using(
     let mut operands = vec![a, b];
     operands.extend(epilogue.bias_array());
     let device = same_device(NAME, &operands)?;
-    require_dtype(NAME, a, DType::F32)?;
-    require_dtype(NAME, b, DType::F32)?;
+    let precision = operand_precision(NAME, a, b, precision)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
     epilogue.check(NAME, p.m, p.n)?;
     match &device {
@@ -305,6 +329,7 @@ pub fn matmul_fused_using(
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
+            let forced = variant;
             let variant = variant.unwrap_or_else(|| pick_variant(g, precision, &p));
             if variant == Variant::Coop && !(precision == Precision::Mixed && coop_available(g.caps())) {
                 return Err(DeviceError::Unsupported {
@@ -335,17 +360,35 @@ pub fn matmul_fused_using(
                 (Precision::Mixed, Variant::Coop) => &MATMUL_COOP,
                 (Precision::Mixed, _) => &MATMUL_F16,
             };
-            let (a, b) = inputs_at(a, b, precision)?;
-            let bufs = [a.expect_gpu(NAME)?, b.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
+            let (a2, b2) = inputs_at(a, b, precision)?;
+            let bufs = [a2.expect_gpu(NAME)?, b2.expect_gpu(NAME)?, out.expect_gpu(NAME)?];
             if variant == Variant::Coop {
                 // cooperative-matrix stores bypass store_c
-                launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default())?;
-                return epilogue.apply_separately(out);
+                match launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default()) {
+                    Ok(()) => return epilogue.apply_separately(out),
+                    // chosen, not forced, and its pipeline failed to build: the tile kernels instead
+                    Err(e) if forced.is_none() && is_build_failure(&e) => {
+                        note_coop_failure(&e);
+                        return matmul_fused_using(a, b, trans_a, trans_b, precision, None, epilogue);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             launch(g, shader, variant, &p, bufs, ubo, None, epilogue)?;
             Ok(out)
         }
     }
+}
+
+/// The precision of a product of `a` and `b`: f32 operands take the one asked for; an f16
+/// operand (mixed precision's activations and weight copies) makes it `Mixed`.
+fn operand_precision(kernel: &'static str, a: &Array, b: &Array, precision: Precision) -> Result<Precision> {
+    for x in [a, b] {
+        if !matches!(x.dtype(), DType::F32 | DType::F16) {
+            require_dtype(kernel, x, DType::F32)?;
+        }
+    }
+    Ok(if a.dtype() == DType::F16 || b.dtype() == DType::F16 { Precision::Mixed } else { precision })
 }
 
 /// The CPU device's product, on the inputs rounded to f16 for `Precision::Mixed`.
@@ -357,7 +400,8 @@ fn reference_product(a: &Array, b: &Array, p: &Problem, precision: Precision) ->
     }
 }
 
-/// The GPU kernels' inputs: the arrays themselves, or cast to f16 for `Precision::Mixed`.
+/// The GPU kernels' inputs: the arrays themselves, or cast to f16 for `Precision::Mixed`
+/// (a no-op for an operand that is f16 already).
 fn inputs_at(a: &Array, b: &Array, precision: Precision) -> Result<(Array, Array)> {
     Ok(match precision {
         Precision::F32 => (a.clone(), b.clone()),
@@ -403,8 +447,7 @@ pub fn matmul_batch_sum_using(
 ) -> Result<Array> {
     const K: &str = "matmul_batch_sum";
     let device = same_device(K, &[a, b])?;
-    require_dtype(K, a, DType::F32)?;
-    require_dtype(K, b, DType::F32)?;
+    let precision = operand_precision(K, a, b, precision)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
     if a.ndim() != b.ndim() {
         return shape_err(K, format!("a {:?} and b {:?} need the same batch dimensions", a.shape(), b.shape()));

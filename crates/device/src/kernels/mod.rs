@@ -1,6 +1,7 @@
 //! One module per kernel family. Each has its launcher(s), taking `Array`s on any device,
 //! and a `reference` submodule: the CPU twin in f64 that the parity tests compare against.
 
+pub mod amp;
 pub mod attention;
 pub mod batch_norm;
 pub mod common;

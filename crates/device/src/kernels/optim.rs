@@ -44,7 +44,7 @@ pub struct AdamParams {
 
 /// Checks that the arrays are f32, on one device, of one shape, and share no storage
 /// (`names` label them in errors; the first is the one written).
-fn check(kernel: &'static str, arrays: &[(&str, &Array)]) -> Result<Device> {
+pub(crate) fn check(kernel: &'static str, arrays: &[(&str, &Array)]) -> Result<Device> {
     let device = same_device(kernel, &arrays.iter().map(|a| a.1).collect::<Vec<_>>())?;
     let (first_name, first) = arrays[0];
     for (i, &(name, a)) in arrays.iter().enumerate() {
@@ -60,10 +60,27 @@ fn check(kernel: &'static str, arrays: &[(&str, &Array)]) -> Result<Device> {
 }
 
 /// The words of `optim.wgsl`'s `Params`: n, flags, then its ten f32 fields in order.
-fn words(n: usize, flags: u32, f: [f32; 10]) -> Vec<u32> {
+pub(crate) fn words(n: usize, flags: u32, f: [f32; 10]) -> Vec<u32> {
     let mut w = vec![n as u32, flags];
     w.extend(f.map(f32::to_bits));
     w
+}
+
+/// The parameter block of an SGD step (also `amp.wgsl`'s).
+pub(crate) fn sgd_words(n: usize, p: &SgdParams, first_step: bool) -> Vec<u32> {
+    let flags = if p.nesterov { NESTEROV } else { 0 } | if first_step { FIRST_STEP } else { 0 };
+    words(n, flags, [p.lr, p.momentum, p.dampening, p.weight_decay, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+}
+
+/// The parameter block of an Adam step, its bias corrections worked out in f64 (also `amp.wgsl`'s).
+pub(crate) fn adam_words(n: usize, p: &AdamParams) -> Vec<u32> {
+    let (lr, t) = (p.lr as f64, p.step as i32);
+    let step_size = lr / (1.0 - (p.beta1 as f64).powi(t));
+    let bc2_sqrt = (1.0 - (p.beta2 as f64).powi(t)).sqrt();
+    let decay = 1.0 - lr * p.weight_decay as f64;
+    let flags = if p.decoupled_weight_decay { DECOUPLED } else { 0 };
+    let f = [p.lr, 0.0, 0.0, p.weight_decay, p.beta1, p.beta2, p.eps, step_size as f32, bc2_sqrt as f32, decay as f32];
+    words(n, flags, f)
 }
 
 /// One flat dispatch over every element (in windows for a parameter larger than one binding).
@@ -105,9 +122,7 @@ pub fn sgd_step(
             );
         }
         Device::Gpu(g) => {
-            let flags = if p.nesterov { NESTEROV } else { 0 } | if first_step { FIRST_STEP } else { 0 };
-            let f = [p.lr, p.momentum, p.dampening, p.weight_decay, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-            let w = words(param.numel(), flags, f);
+            let w = sgd_words(param.numel(), p, first_step);
             match buf {
                 Some(b) => launch(g, "sgd_momentum", &w, &[param, grad, b])?,
                 None => launch(g, "sgd", &w, &[param, grad])?,
@@ -132,26 +147,7 @@ pub fn adam_step(param: &Array, grad: &Array, m: &Array, v: &Array, p: &AdamPara
             &mut v.cpu_data_mut(),
             p,
         ),
-        Device::Gpu(g) => {
-            let (lr, t) = (p.lr as f64, p.step as i32);
-            let step_size = lr / (1.0 - (p.beta1 as f64).powi(t));
-            let bc2_sqrt = (1.0 - (p.beta2 as f64).powi(t)).sqrt();
-            let decay = 1.0 - lr * p.weight_decay as f64;
-            let flags = if p.decoupled_weight_decay { DECOUPLED } else { 0 };
-            let f = [
-                p.lr,
-                0.0,
-                0.0,
-                p.weight_decay,
-                p.beta1,
-                p.beta2,
-                p.eps,
-                step_size as f32,
-                bc2_sqrt as f32,
-                decay as f32,
-            ];
-            launch(g, "adam", &words(param.numel(), flags, f), &[param, grad, m, v])?;
-        }
+        Device::Gpu(g) => launch(g, "adam", &adam_words(param.numel(), p), &[param, grad, m, v])?,
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! several, each chunk's columns are rebuilt in the backward pass, so memory never holds
 //! more than one chunk's columns beyond what PyTorch keeps (the input).
 
+use crate::amp::autocast::{half_if, half_operands, operand};
 use crate::error::{invalid, shape_err, Result};
 use crate::ops::matmul::{check_fusable, save_activation, through_activation};
 use crate::ops::same_device;
@@ -57,6 +58,8 @@ struct Plan {
     pixels: usize,
     /// Images per chunk of the batch.
     chunk: usize,
+    /// the GEMMs take f16 operands (autocast): the columns are cast as they are made
+    half: bool,
 }
 
 impl Plan {
@@ -76,7 +79,7 @@ impl Plan {
     }
 
     fn columns(&self, x: &Array, first: usize, len: usize) -> Result<Array> {
-        Ok(im2col(&self.slice(x, first, len)?, &self.geometry)?)
+        half_if(im2col(&self.slice(x, first, len)?, &self.geometry)?, self.half)
     }
 
     /// Group `k`'s share of `a` along `axis` (`a` itself without groups).
@@ -193,7 +196,9 @@ impl Tensor {
         let images =
             images.unwrap_or_else(|| images_per_binding(&self.device(), plan.groups * plan.rows * plan.pixels));
         plan.chunk = images.min(plan.input[0].max(1));
-        let (x, w2) = (self.data(), weight.data().reshape(&[plan.out_ch, plan.rows])?);
+        // grouped convolutions stay f32: the groups are cut with `narrow`, which moves 32-bit words
+        plan.half = plan.groups == 1 && half_operands(&self.device());
+        let (x, w2) = (self.data(), operand(weight, plan.half)?.reshape(&[plan.out_ch, plan.rows])?);
         let [n, ..] = plan.input;
         let out_shape = [n, plan.out_ch, plan.pixels];
         let b = bias.map(|b| b.data());
@@ -217,7 +222,7 @@ impl Tensor {
             let g = through_activation(&saved, &g)?;
             let (mut dw, mut dx) = (None::<Array>, Vec::new());
             for (first, len) in plan.chunks() {
-                let gc = plan.slice(&g, first, len)?;
+                let gc = half_if(plan.slice(&g, first, len)?, plan.half)?;
                 if needs[1] {
                     let cols = match &saved_cols {
                         Some(c) => c.clone(),
@@ -274,5 +279,6 @@ fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions) -
         rows: per_group * kh * kw,
         pixels: oh * ow,
         chunk: n.max(1),
+        half: false,
     })
 }

@@ -1,6 +1,7 @@
 //! Matrix products: `matmul` (2-D or batched; the batch dims must be equal or one side 2-D)
 //! with optional transposes, and `linear` (`x @ w^T + b`, PyTorch's layout).
 
+use crate::amp::autocast::{half_if, half_operands, operand};
 use crate::error::{invalid, Result};
 use crate::ops::same_device;
 use crate::tensor::Tensor;
@@ -72,11 +73,12 @@ pub(crate) fn check_fusable(op: &'static str, activation: Option<UnaryOp>) -> Re
 impl Tensor {
     /// `op(self) @ op(other)` where `op` transposes the last two dims when its flag is set.
     pub fn matmul_t(&self, other: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
-        same_device("matmul", &[self, other])?;
-        let (a, b) = (self.data(), other.data());
+        let half = half_operands(&same_device("matmul", &[self, other])?);
+        let (a, b) = (operand(self, half)?, operand(other, half)?);
         let out = matmul(&a, &b, trans_a, trans_b)?;
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
-            let (ga, gb) = product_grads(&a, &b, g, trans_a, trans_b, [needs[0], needs[1]])?;
+            let g = half_if(g.clone(), half)?;
+            let (ga, gb) = product_grads(&a, &b, &g, trans_a, trans_b, [needs[0], needs[1]])?;
             Ok(vec![ga, gb])
         };
         Ok(Tensor::from_op("matmul", out, &[self, other], backward))
@@ -99,8 +101,8 @@ impl Tensor {
         check_fusable("linear", activation)?;
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
-        same_device("linear", &inputs)?;
-        let (x, w) = (self.data(), weight.data());
+        let half = half_operands(&same_device("linear", &inputs)?);
+        let (x, w) = (operand(self, half)?, operand(weight, half)?);
         let b = bias.map(|b| b.data());
         let epilogue = Epilogue { bias: b.as_ref().map(Bias::PerColumn), activation };
         let y = matmul_fused(&x, &w, false, true, &epilogue)?;
@@ -108,7 +110,7 @@ impl Tensor {
         let out_features = w.shape()[0];
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
             let g = through_activation(&saved, g)?;
-            let (gx, gw) = product_grads(&x, &w, &g, false, true, [needs[0], needs[1]])?;
+            let (gx, gw) = product_grads(&x, &w, &half_if(g.clone(), half)?, false, true, [needs[0], needs[1]])?;
             let mut grads = vec![gx, gw];
             if needs.len() > 2 {
                 grads.push(if needs[2] { Some(sum_to_shape(&g, &[out_features])?) } else { None });

@@ -1,6 +1,7 @@
 //! Differentiable ops, one family per file, each op's forward and backward side by side.
 //! Every op is a method on `Tensor` (PyTorch style) or a function in `functional`.
 
+pub mod cast;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;

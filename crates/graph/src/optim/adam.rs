@@ -2,9 +2,10 @@
 //! Adam adds `weight_decay * param` to the gradient; AdamW decays the parameter directly.
 
 use crate::error::Result;
-use crate::optim::{state_entry, state_step, step_array, Optimizer};
+use crate::optim::{amp_update, state_entry, state_step, step_array, Optimizer};
 use crate::range::{Allowed, OutOfRange};
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::amp::adam_step_amp;
 use ferrograd_device::kernels::optim::{adam_step, AdamParams};
 use ferrograd_device::Array;
 
@@ -64,8 +65,11 @@ impl Adam {
     }
 }
 
-impl Optimizer for Adam {
-    fn step(&mut self) -> Result<()> {
+impl Adam {
+    /// One update of every parameter with a gradient; skipped on the device by `skip`'s
+    /// found-inf (mixed precision), and refreshing each parameter's f16 copy where it has one.
+    /// A skipped step still counts in `<param>.step` (the host does not know it was skipped).
+    fn update(&mut self, skip: Option<&Array>) -> Result<()> {
         self.validate()?;
         let c = self.config;
         for (i, (_, p)) in self.params.iter().enumerate() {
@@ -86,9 +90,22 @@ impl Optimizer for Adam {
                 step: self.steps[i] as u32,
             };
             let (m, v) = self.moments[i].as_ref().unwrap();
-            adam_step(&param, &grad, m, v, &hp)?;
+            match amp_update(p, skip)? {
+                Some((state, half)) => adam_step_amp(&param, &grad, m, v, half.as_ref(), &state, &hp)?,
+                None => adam_step(&param, &grad, m, v, &hp)?,
+            }
         }
         Ok(())
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self) -> Result<()> {
+        self.update(None)
+    }
+
+    fn step_unless_overflow(&mut self, scaler_state: &Array) -> Result<()> {
+        self.update(Some(scaler_state))
     }
 
     fn validate(&self) -> Result<()> {

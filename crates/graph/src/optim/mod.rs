@@ -36,6 +36,10 @@ pub trait Optimizer {
     fn lr(&self) -> f64;
     fn set_lr(&mut self, lr: f64);
 
+    /// [`Optimizer::step`], skipped on the device when the mixed-precision scaler state
+    /// (`ferrograd_device::kernels::amp`) has found inf/NaN in the gradients; nothing is read back.
+    fn step_unless_overflow(&mut self, scaler_state: &Array) -> Result<()>;
+
     /// Optimizer state by name (per-parameter buffers and step counts).
     fn state_dict(&self) -> Vec<(String, Array)>;
 
@@ -86,4 +90,25 @@ pub(crate) fn state_step(state: &[(String, Array)], name: &str) -> Result<Option
         Some((_, a)) => Ok(Some(a.item()? as u64)),
         None => Ok(None),
     }
+}
+
+/// What an update of `param` needs for mixed precision: the scaler state that can skip it
+/// (`skip`, or one that never does when only an f16 copy needs refreshing) and the f16 copy;
+/// `None` when neither applies and the plain f32 kernel runs.
+pub(crate) fn amp_update(param: &Tensor, skip: Option<&Array>) -> Result<Option<(Array, Option<Array>)>> {
+    let half = param.half_copy();
+    let state = match (skip, &half) {
+        (Some(s), _) => s.clone(),
+        (None, Some(_)) => ferrograd_device::kernels::amp::scaler_state(
+            &param.device(),
+            &ferrograd_device::kernels::amp::ScalerState {
+                scale: 1.0,
+                growth_tracker: 0,
+                found_inf: false,
+                skipped_steps: 0,
+            },
+        )?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some((state, half)))
 }

@@ -2,9 +2,10 @@
 //! one fused kernel per parameter.
 
 use crate::error::{invalid, Result};
-use crate::optim::{state_entry, state_step, step_array, Optimizer};
+use crate::optim::{amp_update, state_entry, state_step, step_array, Optimizer};
 use crate::range::{Allowed, OutOfRange};
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::amp::sgd_step_amp;
 use ferrograd_device::kernels::optim::{sgd_step, SgdParams};
 use ferrograd_device::Array;
 
@@ -56,8 +57,10 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    fn step(&mut self) -> Result<()> {
+impl Sgd {
+    /// One update of every parameter with a gradient; skipped on the device by `skip`'s
+    /// found-inf (mixed precision), and refreshing each parameter's f16 copy where it has one.
+    fn update(&mut self, skip: Option<&Array>) -> Result<()> {
         self.validate()?;
         let c = &self.config;
         let hp = SgdParams {
@@ -74,10 +77,24 @@ impl Optimizer for Sgd {
             if c.momentum != 0.0 && first {
                 self.momentum_buffers[i] = Some(Array::zeros(&param.device(), param.shape())?);
             }
-            sgd_step(&param, &grad, self.momentum_buffers[i].as_ref(), &hp, first)?;
+            let buf = self.momentum_buffers[i].as_ref();
+            match amp_update(p, skip)? {
+                Some((state, half)) => sgd_step_amp(&param, &grad, buf, half.as_ref(), &state, &hp, first)?,
+                None => sgd_step(&param, &grad, buf, &hp, first)?,
+            }
             self.steps[i] += 1;
         }
         Ok(())
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) -> Result<()> {
+        self.update(None)
+    }
+
+    fn step_unless_overflow(&mut self, scaler_state: &Array) -> Result<()> {
+        self.update(Some(scaler_state))
     }
 
     fn validate(&self) -> Result<()> {
