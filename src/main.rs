@@ -10,7 +10,9 @@ fn main() {
     let matches = cli::Cli::command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = cli::run(args, &matches) {
-        eprintln!("error: {e:#}");
+        if !e.is::<cli::Reported>() {
+            eprintln!("error: {e:#}");
+        }
         std::process::exit(1);
     }
 }

@@ -68,14 +68,32 @@ impl Job {
 
     /// Every process's outcome is the same: the first failed rank's error, or `Ok`. Leaves
     /// MPI (when the job drops) only after that agreement, so no process waits for one gone.
+    /// A failed job's error is printed here by every process, before a barrier: `mpirun` kills
+    /// the others as soon as one exits with an error, which could be before they printed it.
     pub fn finish(self, result: anyhow::Result<()>) -> anyhow::Result<()> {
         let Some(replicas) = &self.replicas else { return result };
         ferrograd_graph::replicas::set_sync_batch_norm(None);
         let rank = replicas.rank();
         let local = result.map_err(|e| TrainError::Replica { rank, message: format!("{e:#}") });
-        replicas.finish(local).map_err(anyhow::Error::from)
+        replicas.finish(local).map_err(|e| {
+            eprintln!("error: {e:#}");
+            replicas.barrier();
+            Reported.into()
+        })
     }
 }
+
+/// The error of a data-parallel job, which every process has already printed.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the job failed (every process printed why)")
+    }
+}
+
+impl std::error::Error for Reported {}
 
 /// Refuses a data-parallel job for a task that trains only in one process.
 pub fn require_alone(job: &Job, what: &str) -> anyhow::Result<()> {

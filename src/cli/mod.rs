@@ -3,6 +3,7 @@
 mod bench;
 mod devices;
 mod distributed;
+pub use distributed::Reported;
 mod eval;
 mod flags;
 mod models;

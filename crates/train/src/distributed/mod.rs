@@ -164,6 +164,11 @@ impl Replicas {
         Ok(())
     }
 
+    /// Waits until every replica gets here (whatever failed before: no agreement first).
+    pub fn barrier(&self) {
+        self.comm.sum_f64(&mut [0.0]);
+    }
+
     /// The end of a replica's work, ok or failed: a failed replica hands its error to the
     /// others (at whatever exchange they are in); an ok one makes sure no other failed before
     /// it leaves. Every replica returns the same outcome.
