@@ -76,7 +76,9 @@ impl Job {
         let rank = replicas.rank();
         let local = result.map_err(|e| TrainError::Replica { rank, message: format!("{e:#}") });
         replicas.finish(local).map_err(|e| {
-            eprintln!("error: {e:#}");
+            // one write, so that mpirun does not interleave two processes' lines
+            let line = format!("error: {e:#}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             replicas.barrier();
             Reported.into()
         })
