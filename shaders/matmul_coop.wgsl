@@ -8,7 +8,8 @@
 //   16x16; dispatch (ceil(N/128), ceil(M/128), batches)
 // * A/B K-slabs (32 deep) staged in workgroup memory as f16 (rows padded by 8 halves); unlike
 //   the reference, loads are scalar and bounds-checked (any M, N, K, transposes), and edge
-//   tiles store each fragment through workgroup memory so that what lies outside C is skipped
+//   tiles, and tiles whose rows in C are not 16-byte aligned, store each fragment through
+//   workgroup memory so that what lies outside C is skipped
 // * naga 30 workaround: coopStore/coopStoreT operands must be named `let`s
 enable f16;
 enable wgpu_cooperative_matrix;
@@ -104,7 +105,10 @@ fn coop(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         }
         workgroupBarrier();
     }
-    if (bm0 + 128u <= P.M && bn0 + 128u <= P.N) {
+    // coopStoreT writes 16-byte rows: straight into C only where every fragment's start and
+    // row stride are 16-byte aligned (N and the batch stride multiples of 4 floats)
+    let aligned = (P.N % 4u) == 0u && (cbase % 4u) == 0u;
+    if (bm0 + 128u <= P.M && bn0 + 128u <= P.N && aligned) {
         let ldc = P.N;
         { let o = cbase + (bm0 + sgm * 64u + 0u) * ldc + bn0 + sgn * 64u + 0u; let cv = c0_0; coopStoreT(cv, &MC[o], ldc); }
         { let o = cbase + (bm0 + sgm * 64u + 0u) * ldc + bn0 + sgn * 64u + 16u; let cv = c0_1; coopStoreT(cv, &MC[o], ldc); }
