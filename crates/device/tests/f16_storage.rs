@@ -9,6 +9,7 @@ use ferrograd_device::kernels::conv::{col2im, im2col, Conv2dGeometry};
 use ferrograd_device::kernels::elementwise::{binary, binary_scalar, unary, unary_grad, BinaryOp, ScalarSide, UnaryOp};
 use ferrograd_device::kernels::epilogue::{Bias, Epilogue};
 use ferrograd_device::kernels::matmul::matmul_fused_stored;
+use ferrograd_device::kernels::reduce::{reduce, ReduceOp};
 use ferrograd_device::kernels::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
 };
@@ -204,6 +205,20 @@ fn fused_products_store_f16_after_bias_and_activation() {
             let got = matmul_fused_stored(&ag, &bg, false, trans_b, &epilogue(&biasg), DType::F16).unwrap();
             let want = matmul_fused_stored(&ac, &bc, false, trans_b, &epilogue(&biasc), DType::F16).unwrap();
             same16(&format!("{sa:?} x {sb:?} {activation:?}"), &got, &want);
+        }
+    }
+}
+
+#[test]
+fn reductions_of_f16_values_accumulate_and_store_f32() {
+    let g = f16_gpu();
+    let mut rng = Rng::new(166);
+    // one thread per output, workgroups over contiguous vec4s, partials in a second pass
+    for (shape, axes) in [(&[6, 7, 5][..], &[1][..]), (&[4, 3, 64], &[0, 2]), (&[3, 20000], &[1]), (&[13, 9], &[])] {
+        let [xg, xc] = pair16(&g, &rng.vec(shape.iter().product()), shape);
+        for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Mean] {
+            let (got, want) = (reduce(op, &xg, axes, false).unwrap(), reduce(op, &xc, axes, false).unwrap());
+            same(&format!("{op:?} {shape:?} over {axes:?}"), &got, &want, DType::F32, F32_TOL);
         }
     }
 }
