@@ -9,10 +9,10 @@ use ferrograd_device::kernels::conv::{col2im, im2col, Conv2dGeometry};
 use ferrograd_device::kernels::elementwise::{binary, binary_scalar, unary, unary_grad, BinaryOp, ScalarSide, UnaryOp};
 use ferrograd_device::kernels::epilogue::{Bias, Epilogue};
 use ferrograd_device::kernels::matmul::matmul_fused_stored;
-use ferrograd_device::kernels::reduce::{reduce, ReduceOp};
 use ferrograd_device::kernels::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
 };
+use ferrograd_device::kernels::reduce::{reduce, ReduceOp};
 use ferrograd_device::testing::{assert_close, gpu, Rng, F16_TOL, F32_TOL};
 use ferrograd_device::{Array, DType, Device};
 
