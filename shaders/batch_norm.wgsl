@@ -8,6 +8,8 @@
 //             + xhat * sum(dy * xhat)) / count), the last term only when the statistics came
 //             from the batch (TRAINING).
 // AFFINE = false: no weight or bias (w = 1, b = 0); the launcher binds x in their slots.
+// x, y, dy and dx are stored as `T` (f32 or f16, prepended by `storage_shaders!`); the
+// statistics, weight, bias and sums are f32, and so is all the math.
 
 override TRAINING: bool = true;
 override AFFINE: bool = true;
@@ -37,7 +39,7 @@ fn at(c: u32, j: u32) -> u32 {
     return (n * P.c + c) * P.s + (j - n * P.s);
 }
 
-@group(0) @binding(1) var<storage, read> sx: array<f32>;
+@group(0) @binding(1) var<storage, read> sx: array<T>;
 @group(0) @binding(2) var<storage, read> s_rmean: array<f32>;
 @group(0) @binding(3) var<storage, read> s_rvar: array<f32>;
 @group(0) @binding(4) var<storage, read_write> s_mean: array<f32>;
@@ -58,12 +60,12 @@ fn bn_stats(
     }
     var part = 0.0;
     for (var j = t; j < P.count; j = j + WG) {
-        part = part + sx[at(c, j)];
+        part = part + f32(sx[at(c, j)]);
     }
     let mean = workgroup_sum(t, part) / f32(P.count);
     part = 0.0;
     for (var j = t; j < P.count; j = j + WG) {
-        let d = sx[at(c, j)] - mean;
+        let d = f32(sx[at(c, j)]) - mean;
         part = part + d * d;
     }
     store_stats(c, t, mean, workgroup_sum(t, part) / f32(P.count));
@@ -91,7 +93,7 @@ fn at4(c: u32, j: u32) -> u32 {
     return (n * P.c + c) * s4 + (j - n * s4);
 }
 
-@group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> sx4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn bn_stats4(
@@ -106,23 +108,23 @@ fn bn_stats4(
     let count4 = P.count / 4u;
     var part = vec4<f32>(0.0);
     for (var j = t; j < count4; j = j + WG) {
-        part = part + sx4[at4(c, j)];
+        part = part + vec4<f32>(sx4[at4(c, j)]);
     }
     let mean = workgroup_sum(t, part.x + part.y + part.z + part.w) / f32(P.count);
     part = vec4<f32>(0.0);
     for (var j = t; j < count4; j = j + WG) {
-        let d = sx4[at4(c, j)] - vec4<f32>(mean);
+        let d = vec4<f32>(sx4[at4(c, j)]) - vec4<f32>(mean);
         part = part + d * d;
     }
     store_stats(c, t, mean, workgroup_sum(t, part.x + part.y + part.z + part.w) / f32(P.count));
 }
 
-@group(0) @binding(1) var<storage, read> ax: array<f32>;
+@group(0) @binding(1) var<storage, read> ax: array<T>;
 @group(0) @binding(2) var<storage, read> a_mean: array<f32>;
 @group(0) @binding(3) var<storage, read> a_var: array<f32>;
 @group(0) @binding(4) var<storage, read> a_w: array<f32>;
 @group(0) @binding(5) var<storage, read> a_b: array<f32>;
-@group(0) @binding(6) var<storage, read_write> a_y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> a_y: array<T>;
 
 @compute @workgroup_size(256)
 fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -131,15 +133,15 @@ fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         return;
     }
     let c = (i / P.s) % P.c;
-    var y = (ax[i] - a_mean[c]) * inverseSqrt(a_var[c] + P.eps);
+    var y = (f32(ax[i]) - a_mean[c]) * inverseSqrt(a_var[c] + P.eps);
     if (AFFINE) {
         y = y * a_w[c] + a_b[c];
     }
-    a_y[i] = y;
+    a_y[i] = T(y);
 }
 
-@group(0) @binding(1) var<storage, read> ax4: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> a_y4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ax4: array<vec4<T>>;
+@group(0) @binding(6) var<storage, read_write> a_y4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn bn_apply4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -148,15 +150,15 @@ fn bn_apply4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let c = (i / (P.s / 4u)) % P.c;
-    var y = (ax4[i] - vec4<f32>(a_mean[c])) * inverseSqrt(a_var[c] + P.eps);
+    var y = (vec4<f32>(ax4[i]) - vec4<f32>(a_mean[c])) * inverseSqrt(a_var[c] + P.eps);
     if (AFFINE) {
         y = y * a_w[c] + vec4<f32>(a_b[c]);
     }
-    a_y4[i] = y;
+    a_y4[i] = vec4<T>(y);
 }
 
-@group(0) @binding(1) var<storage, read> gx: array<f32>;
-@group(0) @binding(2) var<storage, read> gdy: array<f32>;
+@group(0) @binding(1) var<storage, read> gx: array<T>;
+@group(0) @binding(2) var<storage, read> gdy: array<T>;
 @group(0) @binding(3) var<storage, read> g_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> g_var: array<f32>;
 @group(0) @binding(5) var<storage, read_write> g_sum_dy: array<f32>;
@@ -178,8 +180,8 @@ fn bn_grad_sums(
     var sdyx = 0.0;
     for (var j = t; j < P.count; j = j + WG) {
         let k = at(c, j);
-        sdy = sdy + gdy[k];
-        sdyx = sdyx + gdy[k] * (gx[k] - mean) * inv;
+        sdy = sdy + f32(gdy[k]);
+        sdyx = sdyx + f32(gdy[k]) * (f32(gx[k]) - mean) * inv;
     }
     store_grad_sums(c, t, sdy, sdyx);
 }
@@ -194,8 +196,8 @@ fn store_grad_sums(c: u32, t: u32, sdy: f32, sdyx: f32) {
     }
 }
 
-@group(0) @binding(1) var<storage, read> gx4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> gdy4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> gx4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read> gdy4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn bn_grad_sums4(
@@ -213,21 +215,21 @@ fn bn_grad_sums4(
     var sdyx = vec4<f32>(0.0);
     for (var j = t; j < P.count / 4u; j = j + WG) {
         let k = at4(c, j);
-        let dy = gdy4[k];
+        let dy = vec4<f32>(gdy4[k]);
         sdy = sdy + dy;
-        sdyx = sdyx + dy * (gx4[k] - mean) * inv;
+        sdyx = sdyx + dy * (vec4<f32>(gx4[k]) - mean) * inv;
     }
     store_grad_sums(c, t, sdy.x + sdy.y + sdy.z + sdy.w, sdyx.x + sdyx.y + sdyx.z + sdyx.w);
 }
 
-@group(0) @binding(1) var<storage, read> ix: array<f32>;
-@group(0) @binding(2) var<storage, read> idy: array<f32>;
+@group(0) @binding(1) var<storage, read> ix: array<T>;
+@group(0) @binding(2) var<storage, read> idy: array<T>;
 @group(0) @binding(3) var<storage, read> i_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> i_var: array<f32>;
 @group(0) @binding(5) var<storage, read> i_w: array<f32>;
 @group(0) @binding(6) var<storage, read> i_sum_dy: array<f32>;
 @group(0) @binding(7) var<storage, read> i_sum_dy_xhat: array<f32>;
-@group(0) @binding(8) var<storage, read_write> i_dx: array<f32>;
+@group(0) @binding(8) var<storage, read_write> i_dx: array<T>;
 
 @compute @workgroup_size(256)
 fn bn_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -241,17 +243,17 @@ fn bn_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (AFFINE) {
         scale = scale * i_w[c];
     }
-    var g = idy[i];
+    var g = f32(idy[i]);
     if (TRAINING) {
-        let xhat = (ix[i] - i_mean[c]) * inv;
+        let xhat = (f32(ix[i]) - i_mean[c]) * inv;
         g = g - (i_sum_dy[c] + xhat * i_sum_dy_xhat[c]) / f32(P.count);
     }
-    i_dx[i] = scale * g;
+    i_dx[i] = T(scale * g);
 }
 
-@group(0) @binding(1) var<storage, read> ix4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> idy4: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> i_dx4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ix4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read> idy4: array<vec4<T>>;
+@group(0) @binding(8) var<storage, read_write> i_dx4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn bn_grad_input4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -265,10 +267,10 @@ fn bn_grad_input4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     if (AFFINE) {
         scale = scale * i_w[c];
     }
-    var g = idy4[i];
+    var g = vec4<f32>(idy4[i]);
     if (TRAINING) {
-        let xhat = (ix4[i] - vec4<f32>(i_mean[c])) * inv;
+        let xhat = (vec4<f32>(ix4[i]) - vec4<f32>(i_mean[c])) * inv;
         g = g - (vec4<f32>(i_sum_dy[c]) + xhat * i_sum_dy_xhat[c]) / f32(P.count);
     }
-    i_dx4[i] = scale * g;
+    i_dx4[i] = vec4<T>(scale * g);
 }

@@ -3,6 +3,9 @@
 //
 // cols has shape [N, C*KH*KW, OH*OW] with row r = c*KH*KW + kh*KW + kw; input pixel
 // (ih, iw) = (oh*SH - PH + kh*DH, ow*SW - PW + kw*DW), zero where it falls in the padding.
+//
+// Input and output are stored as `T` (f32 or f16, prepended by `storage_shaders!`): im2col
+// copies values (exact either way), col2im sums its overlaps in f32.
 
 struct Params {
     total: u32,   // threads to run: N*C*OH*OW (im2col) or input elements (col2im)
@@ -17,8 +20,8 @@ fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-@group(0) @binding(1) var<storage, read> ix: array<f32>;
-@group(0) @binding(2) var<storage, read_write> icols: array<f32>;
+@group(0) @binding(1) var<storage, read> ix: array<T>;
+@group(0) @binding(2) var<storage, read_write> icols: array<T>;
 
 // One thread per (image, channel, output pixel), writing its KH*KW rows of cols: the index
 // arithmetic (integer division, slow on CPU adapters) is done once per thread, not per
@@ -46,13 +49,13 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
             let iw = x0 + i32(kw * P.dw);
             let ok = row_ok && iw >= 0 && iw < i32(P.w);
-            let v = ix[row + u32(clamp(iw, 0, i32(P.w) - 1))];
-            icols[out0 + (kh * P.kw + kw) * plane] = select(0.0, v, ok);
+            let v = f32(ix[row + u32(clamp(iw, 0, i32(P.w) - 1))]);
+            icols[out0 + (kh * P.kw + kw) * plane] = T(select(0.0, v, ok));
         }
     }
 }
 
-@group(0) @binding(2) var<storage, read_write> icols4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> icols4: array<vec4<T>>;
 
 // im2col for output planes (OH * OW) that are multiples of 4: one thread per four consecutive
 // output pixels of a plane (in one output row or across the end of one), each tap's four
@@ -86,13 +89,13 @@ fn im2col4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
             let iw = x0 + vec4<i32>(i32(kw * P.dw));
             let ok = row_ok & (iw >= vec4<i32>(0)) & (iw <= last_x);
             let at = vec4<u32>(clamp(iw, vec4<i32>(0), last_x)) + row;
-            let v = vec4<f32>(ix[at.x], ix[at.y], ix[at.z], ix[at.w]);
-            icols4[out0 + (kh * P.kw + kw) * quads] = select(vec4<f32>(0.0), v, ok);
+            let v = vec4<f32>(f32(ix[at.x]), f32(ix[at.y]), f32(ix[at.z]), f32(ix[at.w]));
+            icols4[out0 + (kh * P.kw + kw) * quads] = vec4<T>(select(vec4<f32>(0.0), v, ok));
         }
     }
 }
 
-@group(0) @binding(1) var<storage, read> ix4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ix4: array<vec4<T>>;
 
 // Four consecutive elements of a row held as aligned vec4s `lo` and `hi`, from element `s` of
 // `lo` on (s in 0..3).
@@ -137,18 +140,18 @@ fn im2col4_unit_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         let row4 = (in0 + u32(clamp(ih, 0, i32(P.h) - 1)) * P.w) / 4u;
         // vec4s past either end of the row hold only padding taps: any in-row vec4 will do
         var q = q0;
-        var lo = ix4[row4 + u32(clamp(q, 0, last_q))];
-        var hi = ix4[row4 + u32(clamp(q + 1, 0, last_q))];
+        var lo = vec4<f32>(ix4[row4 + u32(clamp(q, 0, last_q))]);
+        var hi = vec4<f32>(ix4[row4 + u32(clamp(q + 1, 0, last_q))]);
         for (var kw = 0u; kw < P.kw; kw = kw + 1u) {
             let o = off0 + kw;
             if (q0 + i32(o / 4u) != q) {
                 q = q + 1;
                 lo = hi;
-                hi = ix4[row4 + u32(clamp(q + 1, 0, last_q))];
+                hi = vec4<f32>(ix4[row4 + u32(clamp(q + 1, 0, last_q))]);
             }
             let iw = iw0 + vec4<i32>(i32(kw));
             let ok = vec4<bool>(row_ok) & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(P.w)));
-            icols4[out0 + (kh * P.kw + kw) * (plane / 4u)] = select(vec4<f32>(0.0), window4(lo, hi, o % 4u), ok);
+            icols4[out0 + (kh * P.kw + kw) * (plane / 4u)] = vec4<T>(select(vec4<f32>(0.0), window4(lo, hi, o % 4u), ok));
         }
     }
 }
@@ -157,8 +160,8 @@ fn im2col4_unit_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 // adapters, and col2im would otherwise divide four times per tap).
 override UNIT_STRIDE: bool = false;
 
-@group(0) @binding(1) var<storage, read> ccols: array<f32>;
-@group(0) @binding(2) var<storage, read_write> cx: array<f32>;
+@group(0) @binding(1) var<storage, read> ccols: array<T>;
+@group(0) @binding(2) var<storage, read_write> cx: array<T>;
 
 // One thread per input pixel, summing every cols entry that im2col copied from it: a
 // gather, so the result does not depend on thread timing (no atomics).
@@ -212,14 +215,14 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 ow = ow / P.sw;
             }
             let r = (c * P.kh + kh) * P.kw + kw;
-            acc = acc + ccols[((n * rows + r) * P.oh + oh) * P.ow + ow];
+            acc = acc + f32(ccols[((n * rows + r) * P.oh + oh) * P.ow + ow]);
         }
     }
-    cx[i] = acc;
+    cx[i] = T(acc);
 }
 
-@group(0) @binding(1) var<storage, read> ccols4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> cx4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ccols4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read_write> cx4: array<vec4<T>>;
 
 // col2im for four neighbouring input pixels per thread, where the width has stride 1 and no
 // dilation and W and OW are multiples of 4: the four pixels' entries of one tap are four
@@ -259,14 +262,14 @@ fn col2im4_unit_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             let ow = vec4<i32>(t) + vec4<i32>(0, 1, 2, 3);
             let q = t >> 2u;
             let s = u32(t & 3);
-            let lo = ccols4[row4 + u32(clamp(q, 0, last_q))];
+            let lo = vec4<f32>(ccols4[row4 + u32(clamp(q, 0, last_q))]);
             var v = lo;
             if (s != 0u) {
-                v = window4(lo, ccols4[row4 + u32(clamp(q + 1, 0, last_q))], s);
+                v = window4(lo, vec4<f32>(ccols4[row4 + u32(clamp(q + 1, 0, last_q))]), s);
             }
             let ok = (ow >= vec4<i32>(0)) & (ow < vec4<i32>(i32(P.ow)));
             acc = acc + select(vec4<f32>(0.0), v, ok);
         }
     }
-    cx4[i] = acc;
+    cx4[i] = vec4<T>(acc);
 }

@@ -1,6 +1,9 @@
-// Elementwise kernels on f32: unary ops and their gradients, and binary ops with NumPy
+// Elementwise kernels: unary ops and their gradients, and binary ops with NumPy
 // broadcasting (or a scalar operand). The op is an override constant, so each op is its
 // own compiled pipeline with the switch folded away.
+//
+// Storage is `T` (f32 or f16, prepended by `storage_shaders!`); the math is f32: values are
+// widened as loaded and rounded to T as stored.
 //
 // Op codes must match `UnaryOp::code` / `BinaryOp::code` in crates/device/src/kernels/elementwise.rs.
 
@@ -97,33 +100,33 @@ fn binary_op(a: f32, b: f32) -> f32 {
     }
 }
 
-@group(0) @binding(1) var<storage, read> ux: array<f32>;
-@group(0) @binding(2) var<storage, read_write> uy: array<f32>;
+@group(0) @binding(1) var<storage, read> ux: array<T>;
+@group(0) @binding(2) var<storage, read_write> uy: array<T>;
 
 @compute @workgroup_size(256)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < P.n) {
-        uy[i] = unary_op(ux[i]);
+        uy[i] = T(unary_op(f32(ux[i])));
     }
 }
 
-@group(0) @binding(1) var<storage, read> gx: array<f32>;
-@group(0) @binding(2) var<storage, read> gy: array<f32>;
-@group(0) @binding(3) var<storage, read> gg: array<f32>;
-@group(0) @binding(4) var<storage, read_write> gdx: array<f32>;
+@group(0) @binding(1) var<storage, read> gx: array<T>;
+@group(0) @binding(2) var<storage, read> gy: array<T>;
+@group(0) @binding(3) var<storage, read> gg: array<T>;
+@group(0) @binding(4) var<storage, read_write> gdx: array<T>;
 
 @compute @workgroup_size(256)
 fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < P.n) {
-        gdx[i] = unary_grad_op(gx[i], gy[i], gg[i]);
+        gdx[i] = T(unary_grad_op(f32(gx[i]), f32(gy[i]), f32(gg[i])));
     }
 }
 
-@group(0) @binding(1) var<storage, read> ba: array<f32>;
-@group(0) @binding(2) var<storage, read> bb: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bout: array<f32>;
+@group(0) @binding(1) var<storage, read> ba: array<T>;
+@group(0) @binding(2) var<storage, read> bb: array<T>;
+@group(0) @binding(3) var<storage, read_write> bout: array<T>;
 
 @compute @workgroup_size(256)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -132,7 +135,7 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     if (P.mode == 0u) {
-        bout[i] = binary_op(ba[i], bb[i]);
+        bout[i] = T(binary_op(f32(ba[i]), f32(bb[i])));
         return;
     }
     // The launcher collapses the dimensions first (usually to 2 or 3), and each costs one
@@ -149,71 +152,71 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     ia = ia + rem * stride_a(0u);
     ib = ib + rem * stride_b(0u);
-    bout[i] = binary_op(ba[ia], bb[ib]);
+    bout[i] = T(binary_op(f32(ba[ia]), f32(bb[ib])));
 }
 
 // The same three on four elements per thread (the launcher picks them when the element count
 // is a multiple of 4; P.n counts vec4s): CPU adapters load and store lane by lane, whatever
 // the width, so this quarters the loads and stores.
-@group(0) @binding(1) var<storage, read> ux4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> uy4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ux4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read_write> uy4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn unary4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < P.n) {
-        let x = ux4[i];
-        uy4[i] = vec4<f32>(unary_op(x.x), unary_op(x.y), unary_op(x.z), unary_op(x.w));
+        let x = vec4<f32>(ux4[i]);
+        uy4[i] = vec4<T>(vec4<f32>(unary_op(x.x), unary_op(x.y), unary_op(x.z), unary_op(x.w)));
     }
 }
 
-@group(0) @binding(1) var<storage, read> gx4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> gy4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> gg4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> gdx4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> gx4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read> gy4: array<vec4<T>>;
+@group(0) @binding(3) var<storage, read> gg4: array<vec4<T>>;
+@group(0) @binding(4) var<storage, read_write> gdx4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn unary_grad4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < P.n) {
-        let x = gx4[i];
-        let y = gy4[i];
-        let g = gg4[i];
-        gdx4[i] = vec4<f32>(
+        let x = vec4<f32>(gx4[i]);
+        let y = vec4<f32>(gy4[i]);
+        let g = vec4<f32>(gg4[i]);
+        gdx4[i] = vec4<T>(vec4<f32>(
             unary_grad_op(x.x, y.x, g.x),
             unary_grad_op(x.y, y.y, g.y),
             unary_grad_op(x.z, y.z, g.z),
             unary_grad_op(x.w, y.w, g.w),
-        );
+        ));
     }
 }
 
-@group(0) @binding(1) var<storage, read> ba4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bb4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> bout4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ba4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read> bb4: array<vec4<T>>;
+@group(0) @binding(3) var<storage, read_write> bout4: array<vec4<T>>;
 
 // Equal shapes only (mode 0).
 @compute @workgroup_size(256)
 fn binary4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < P.n) {
-        let a = ba4[i];
-        let b = bb4[i];
-        bout4[i] = vec4<f32>(binary_op(a.x, b.x), binary_op(a.y, b.y), binary_op(a.z, b.z), binary_op(a.w, b.w));
+        let a = vec4<f32>(ba4[i]);
+        let b = vec4<f32>(bb4[i]);
+        bout4[i] = vec4<T>(vec4<f32>(binary_op(a.x, b.x), binary_op(a.y, b.y), binary_op(a.z, b.z), binary_op(a.w, b.w)));
     }
 }
 
-@group(0) @binding(1) var<storage, read> sa_in: array<f32>;
-@group(0) @binding(2) var<storage, read_write> s_out: array<f32>;
+@group(0) @binding(1) var<storage, read> sa_in: array<T>;
+@group(0) @binding(2) var<storage, read_write> s_out: array<T>;
 
 @compute @workgroup_size(256)
 fn binary_scalar(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < P.n) {
         if (P.mode == 3u) {
-            s_out[i] = binary_op(P.alpha, sa_in[i]);
+            s_out[i] = T(binary_op(P.alpha, f32(sa_in[i])));
         } else {
-            s_out[i] = binary_op(sa_in[i], P.alpha);
+            s_out[i] = T(binary_op(f32(sa_in[i]), P.alpha));
         }
     }
 }

@@ -1,8 +1,9 @@
 // matmul_common.wgsl -- shared by every matmul kernel: C[b] = op(A[b]) * op(B[b]), row-major.
 // Not a module on its own: crates/device/src/kernels/matmul.rs appends it to an input file
 // (matmul.wgsl, matmul_f16.wgsl or matmul_coop.wgsl) that declares the bindings MA and MB and
-// `load_a`/`load_b` (element i of the A/B buffer as f32). Names avoid A, B, C: those are
-// cooperative-matrix role names.
+// `load_a`/`load_b` (element i of the A/B buffer as f32), and after it the alias `CT`, the type
+// C is stored as (f32; f16 for `matmul_f16_out`, whose products round as they store). Names avoid
+// A, B, C: those are cooperative-matrix role names.
 
 // A is [M, K] ([K, M] when TRANS_A); B is [K, N] ([N, K] when TRANS_B); C is [M, N].
 override TRANS_A: bool = false;
@@ -32,7 +33,7 @@ struct Params {
     _pad2: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(3) var<storage, read_write> MC: array<f32>;
+@group(0) @binding(3) var<storage, read_write> MC: array<CT>;
 @group(0) @binding(4) var<storage, read> MBIAS: array<f32>;
 
 // The batches [x, y) workgroup z multiplies: its own one, or with REDUCE its split's share.
@@ -126,15 +127,15 @@ fn store_c(base: u32, m: u32, n: u32, product: vec4<f32>) {
     }
     let row = base + m * P.N;
     if (n + 3u < P.N) {
-        MC[row + n] = v.x;
-        MC[row + n + 1u] = v.y;
-        MC[row + n + 2u] = v.z;
-        MC[row + n + 3u] = v.w;
+        MC[row + n] = CT(v.x);
+        MC[row + n + 1u] = CT(v.y);
+        MC[row + n + 2u] = CT(v.z);
+        MC[row + n + 3u] = CT(v.w);
         return;
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
         if (n + j < P.N) {
-            MC[row + n + j] = v[j];
+            MC[row + n + j] = CT(v[j]);
         }
     }
 }

@@ -4,6 +4,9 @@
 //
 // Windows start at (oh*SH - PH, ow*SW - PW) and span KH x KW (no dilation, ceil_mode off).
 // Max pooling treats padding as -inf; indices address the H*W plane (ih*W + iw).
+//
+// Values are stored as `T` (f32 or f16, prepended by `storage_shaders!`) and compared and
+// summed in f32.
 
 struct Params {
     total: u32,          // threads to run
@@ -48,8 +51,8 @@ fn avg_divisor(oh: u32, ow: u32) -> f32 {
     return f32((ry.y - ry.x) * (rx.y - rx.x));
 }
 
-@group(0) @binding(1) var<storage, read> mx: array<f32>;
-@group(0) @binding(2) var<storage, read_write> mout: array<f32>;
+@group(0) @binding(1) var<storage, read> mx: array<T>;
+@group(0) @binding(2) var<storage, read_write> mout: array<T>;
 @group(0) @binding(3) var<storage, read_write> midx: array<u32>;
 
 // One thread per output; the first maximum wins, NaN propagates (as in PyTorch).
@@ -69,7 +72,7 @@ fn max_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var at = ry.x * P.w + rx.x;
     for (var y = ry.x; y < ry.y; y = y + 1u) {
         for (var x = rx.x; x < rx.y; x = x + 1u) {
-            let v = mx[base + y * P.w + x];
+            let v = f32(mx[base + y * P.w + x]);
             if (v > best || is_nan(v)) {
                 best = v;
                 at = y * P.w + x;
@@ -82,13 +85,13 @@ fn max_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             break;
         }
     }
-    mout[i] = best;
+    mout[i] = T(best);
     midx[i] = at;
 }
 
-@group(0) @binding(1) var<storage, read> bg: array<f32>;
+@group(0) @binding(1) var<storage, read> bg: array<T>;
 @group(0) @binding(2) var<storage, read> bidx: array<u32>;
-@group(0) @binding(3) var<storage, read_write> bdx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bdx: array<T>;
 
 // One thread per input pixel: sum the gradients of the windows whose argmax it is.
 // Indices outside their window (not from max_pool2d) match no pixel and are ignored.
@@ -109,11 +112,11 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         for (var ow = wx.x; ow < wx.y; ow = ow + 1u) {
             let o = (plane * P.oh + oh) * P.ow + ow;
             if (bidx[o] == me) {
-                acc = acc + bg[o];
+                acc = acc + f32(bg[o]);
             }
         }
     }
-    bdx[i] = acc;
+    bdx[i] = T(acc);
 }
 
 // Windows that tile the input exactly (stride = kernel, no padding, H = OH*KH, W = OW*KW):
@@ -130,12 +133,12 @@ fn max_pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     let oh = (o / P.ow) % P.oh;
     let plane = o / (P.ow * P.oh);
     let at = bidx[o];
-    let g = bg[o];
+    let g = f32(bg[o]);
     let base = plane * P.h * P.w;
     for (var y = oh * P.kh; y < oh * P.kh + P.kh; y = y + 1u) {
         for (var x = ow * P.kw; x < ow * P.kw + P.kw; x = x + 1u) {
             let me = y * P.w + x;
-            bdx[base + me] = select(0.0, g, me == at);
+            bdx[base + me] = T(select(0.0, g, me == at));
         }
     }
 }
@@ -144,8 +147,8 @@ fn max_pool2d_backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 // two neighbouring windows, whose four input columns are one aligned vec4 in each of the two
 // rows. CPU adapters pay per load and store and lane, whatever the width: this takes 2 loads
 // and 2 stores for two outputs instead of 8 and 4, and the backward 4 for 12.
-@group(0) @binding(1) var<storage, read> px4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> pout2: array<vec2<f32>>;
+@group(0) @binding(1) var<storage, read> px4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read_write> pout2: array<vec2<T>>;
 @group(0) @binding(3) var<storage, read_write> pidx2: array<vec2<u32>>;
 
 struct WindowMax {
@@ -183,17 +186,17 @@ fn max_pool2d_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let oh = (i / pairs) % P.oh;
     let plane = i / (pairs * P.oh);
     let at = 2u * oh * P.w + x0;
-    let top = px4[(plane * P.h * P.w + at) / 4u];
-    let bottom = px4[(plane * P.h * P.w + at + P.w) / 4u];
+    let top = vec4<f32>(px4[(plane * P.h * P.w + at) / 4u]);
+    let bottom = vec4<f32>(px4[(plane * P.h * P.w + at + P.w) / 4u]);
     let left = max4(top.x, top.y, bottom.x, bottom.y, at);
     let right = max4(top.z, top.w, bottom.z, bottom.w, at + 2u);
-    pout2[i] = vec2<f32>(left.value, right.value);
+    pout2[i] = vec2<T>(vec2<f32>(left.value, right.value));
     pidx2[i] = vec2<u32>(left.at, right.at);
 }
 
-@group(0) @binding(1) var<storage, read> pg2: array<vec2<f32>>;
+@group(0) @binding(1) var<storage, read> pg2: array<vec2<T>>;
 @group(0) @binding(2) var<storage, read> pbidx2: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read_write> pdx4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> pdx4: array<vec4<T>>;
 
 @compute @workgroup_size(256)
 fn max_pool2d_backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -206,18 +209,18 @@ fn max_pool2d_backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     let oh = (i / pairs) % P.oh;
     let plane = i / (pairs * P.oh);
     let at = 2u * oh * P.w + x0;
-    let g = pg2[i];
+    let g = vec2<f32>(pg2[i]);
     let idx = pbidx2[i];
     let gg = vec4<f32>(g.x, g.x, g.y, g.y);
     let want = vec4<u32>(idx.x, idx.x, idx.y, idx.y);
     let top = vec4<u32>(at) + vec4<u32>(0u, 1u, 2u, 3u);
     let row = (plane * P.h * P.w + at) / 4u;
-    pdx4[row] = select(vec4<f32>(0.0), gg, top == want);
-    pdx4[row + P.w / 4u] = select(vec4<f32>(0.0), gg, top + vec4<u32>(P.w) == want);
+    pdx4[row] = vec4<T>(select(vec4<f32>(0.0), gg, top == want));
+    pdx4[row + P.w / 4u] = vec4<T>(select(vec4<f32>(0.0), gg, top + vec4<u32>(P.w) == want));
 }
 
-@group(0) @binding(1) var<storage, read> ax: array<f32>;
-@group(0) @binding(2) var<storage, read_write> aout: array<f32>;
+@group(0) @binding(1) var<storage, read> ax: array<T>;
+@group(0) @binding(2) var<storage, read_write> aout: array<T>;
 
 @compute @workgroup_size(256)
 fn avg_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -234,14 +237,14 @@ fn avg_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var acc = 0.0;
     for (var y = ry.x; y < ry.y; y = y + 1u) {
         for (var x = rx.x; x < rx.y; x = x + 1u) {
-            acc = acc + ax[base + y * P.w + x];
+            acc = acc + f32(ax[base + y * P.w + x]);
         }
     }
-    aout[i] = acc / avg_divisor(oh, ow);
+    aout[i] = T(acc / avg_divisor(oh, ow));
 }
 
-@group(0) @binding(1) var<storage, read> ag: array<f32>;
-@group(0) @binding(2) var<storage, read_write> adx: array<f32>;
+@group(0) @binding(1) var<storage, read> ag: array<T>;
+@group(0) @binding(2) var<storage, read_write> adx: array<T>;
 
 @compute @workgroup_size(256)
 fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -257,10 +260,10 @@ fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     var acc = 0.0;
     for (var oh = wy.x; oh < wy.y; oh = oh + 1u) {
         for (var ow = wx.x; ow < wx.y; ow = ow + 1u) {
-            acc = acc + ag[(plane * P.oh + oh) * P.ow + ow] / avg_divisor(oh, ow);
+            acc = acc + f32(ag[(plane * P.oh + oh) * P.ow + ow]) / avg_divisor(oh, ow);
         }
     }
-    adx[i] = acc;
+    adx[i] = T(acc);
 }
 
 // Adaptive windows along an axis: [floor(o*in/out), ceil((o+1)*in/out)).
@@ -273,8 +276,8 @@ fn adaptive_windows_of(y: u32, n_in: u32, n_out: u32) -> vec2<u32> {
     return vec2<u32>((y * n_out) / n_in, ((y + 1u) * n_out + n_in - 1u) / n_in);
 }
 
-@group(0) @binding(1) var<storage, read> dx_in: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dout: array<f32>;
+@group(0) @binding(1) var<storage, read> dx_in: array<T>;
+@group(0) @binding(2) var<storage, read_write> dout: array<T>;
 
 @compute @workgroup_size(256)
 fn adaptive_avg_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -291,14 +294,14 @@ fn adaptive_avg_pool2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     var acc = 0.0;
     for (var y = ry.x; y < ry.y; y = y + 1u) {
         for (var x = rx.x; x < rx.y; x = x + 1u) {
-            acc = acc + dx_in[base + y * P.w + x];
+            acc = acc + f32(dx_in[base + y * P.w + x]);
         }
     }
-    dout[i] = acc / f32((ry.y - ry.x) * (rx.y - rx.x));
+    dout[i] = T(acc / f32((ry.y - ry.x) * (rx.y - rx.x)));
 }
 
-@group(0) @binding(1) var<storage, read> dg: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ddx: array<f32>;
+@group(0) @binding(1) var<storage, read> dg: array<T>;
+@group(0) @binding(2) var<storage, read_write> ddx: array<T>;
 
 @compute @workgroup_size(256)
 fn adaptive_avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -316,8 +319,8 @@ fn adaptive_avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @
         let ry = adaptive(oh, P.h, P.oh);
         for (var ow = wx.x; ow < wx.y; ow = ow + 1u) {
             let rx = adaptive(ow, P.w, P.ow);
-            acc = acc + dg[(plane * P.oh + oh) * P.ow + ow] / f32((ry.y - ry.x) * (rx.y - rx.x));
+            acc = acc + f32(dg[(plane * P.oh + oh) * P.ow + ow]) / f32((ry.y - ry.x) * (rx.y - rx.x));
         }
     }
-    ddx[i] = acc;
+    ddx[i] = T(acc);
 }

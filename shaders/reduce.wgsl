@@ -1,4 +1,5 @@
-// Reductions on f32. The launcher reads the input as [outputs, reduced]: the kept axes
+// Reductions: the input stored as `T` (f32 or f16, prepended by `storage_shaders!`), the
+// accumulation and the output f32. The launcher reads the input as [outputs, reduced]: the kept axes
 // (merged where adjacent) index an output, the reduced axes the elements it combines, each
 // group given as sizes and element strides. Two schedules:
 //   *_thread: one thread per output, looping over its (few) reduced elements;
@@ -59,7 +60,7 @@ fn combine(a: f32, b: f32) -> f32 {
     }
 }
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 // OP over reduced elements first, first + step, ... below end of the output at `base`.
@@ -69,7 +70,7 @@ fn accumulate(base: u32, first: u32, end: u32, step: u32) -> f32 {
     var acc = bitcast<f32>(P.init_bits);
     if (P.nred > 2u) {
         for (var r = first; r < end; r = r + step) {
-            acc = combine(acc, x[base + red_offset(r)]);
+            acc = combine(acc, f32(x[base + red_offset(r)]));
         }
         return acc;
     }
@@ -88,7 +89,7 @@ fn accumulate(base: u32, first: u32, end: u32, step: u32) -> f32 {
     let d_inner = step % size;
     let d_row = step / size;
     for (var r = first; r < end; r = r + step) {
-        acc = combine(acc, x[base + row * row_stride + inner * inner_stride]);
+        acc = combine(acc, f32(x[base + row * row_stride + inner * inner_stride]));
         inner = inner + d_inner;
         row = row + d_row;
         if (inner >= size) {
@@ -139,7 +140,7 @@ fn reduce_wg(
 // reduce_wg four values at a time: the launcher hands over a layout counted in vec4s (the
 // innermost reduced axis contiguous, every size and stride along it a multiple of 4, at most two
 // reduced groups), as CPU adapters load lane by lane whatever the width.
-@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<T>>;
 
 // `accumulate`'s walk over [rows, inner] on vec4s, combined per component.
 fn accumulate4(base: u32, first: u32, end: u32, step: u32) -> vec4<f32> {
@@ -159,7 +160,7 @@ fn accumulate4(base: u32, first: u32, end: u32, step: u32) -> vec4<f32> {
     let d_inner = step % size;
     let d_row = step / size;
     for (var r = first; r < end; r = r + step) {
-        let v = x4[base + row * row_stride + inner * inner_stride];
+        let v = vec4<f32>(x4[base + row * row_stride + inner * inner_stride]);
         switch OP {
             case 1u: { acc = max(acc, v); }
             case 2u: { acc = min(acc, v); }

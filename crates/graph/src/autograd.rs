@@ -4,8 +4,9 @@
 
 use crate::error::{GraphError, Result};
 use crate::tensor::Tensor;
+use ferrograd_device::kernels::copy::cast;
 use ferrograd_device::kernels::elementwise::{binary, BinaryOp};
-use ferrograd_device::Array;
+use ferrograd_device::{Array, DType};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
@@ -56,6 +57,17 @@ pub(crate) fn accumulate(old: Option<Array>, new: Array) -> Result<Array> {
         None => Ok(new),
         Some(o) => Ok(binary(BinaryOp::Add, &o, &new)?),
     }
+}
+
+/// A gradient in its tensor's storage type: an f16 activation's gradient is f16 (as PyTorch's
+/// are), an f32 tensor's f32. Ops produce it so where they can; this cast covers the rest (a
+/// bias-style reduction of an f16 gradient, which sums in f32).
+fn as_stored(g: Array, input: &Tensor) -> Result<Array> {
+    let want = input.dtype();
+    if g.dtype() == want || !matches!((g.dtype(), want), (DType::F32, DType::F16) | (DType::F16, DType::F32)) {
+        return Ok(g);
+    }
+    Ok(cast(&g, want)?)
 }
 
 /// Tensors reachable from `root` through nodes that require grad, inputs before outputs.
@@ -121,6 +133,7 @@ pub(crate) fn run_backward(root: &Tensor, seed: Array) -> Result<()> {
                     input.shape()
                 )));
             }
+            let ig = as_stored(ig, input)?;
             let old = grads.remove(&input.id());
             grads.insert(input.id(), accumulate(old, ig)?);
         }

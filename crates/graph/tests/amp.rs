@@ -1,11 +1,13 @@
 //! Mixed precision at the graph level: the cast op's gradients (finite differences), the
 //! autocast products on the GPU against the CPU device (which rounds the operands to f16 as
 //! the GPU does; bound 1e-3 relative to each array's scale) and against f32 (1e-2: one f16
-//! rounding per operand), and a step whose gradients overflow: skipped, the scale halved.
+//! rounding per operand), a small network whose activations stay f16 between ops, and a step
+//! whose gradients overflow: skipped, the scale halved.
 
 mod common;
 
 use common::{check_with, input};
+use ferrograd_device::kernels::conv::Conv2dGeometry;
 use ferrograd_device::kernels::copy::cast;
 use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::testing::{gpu, Rng};
@@ -14,6 +16,7 @@ use ferrograd_graph::amp::{autocast, backward_and_step, GradScaler, Precision};
 use ferrograd_graph::gradcheck::{gpu_matches_cpu, GradCheck};
 use ferrograd_graph::nn::{Linear, Module};
 use ferrograd_graph::ops::conv::Conv2dOptions;
+use ferrograd_graph::ops::norm::batch_norm;
 use ferrograd_graph::optim::{Sgd, SgdConfig};
 use ferrograd_graph::{Result, Tensor};
 
@@ -85,6 +88,42 @@ fn autocast_products_match_the_cpu_and_f32() {
     autocast_parity("linear + bias + tanh", |t| t[0].linear_act(&t[1], Some(&t[2]), Some(UnaryOp::Tanh)), &[x, w, b]);
     let (a, bm) = (input(&mut rng, &[2, 4, 6]), input(&mut rng, &[2, 5, 6]));
     autocast_parity("batched matmul_t", |t| t[0].matmul_t(&t[1], false, true), &[a, bm]);
+}
+
+/// A small network whose activations are f16 between ops under autocast: conv (f16 out),
+/// batch norm, relu, a residual add, max pooling, flatten, linear (f16 out), log-softmax (f32).
+fn small_network(t: &[Tensor]) -> Result<Tensor> {
+    let y = t[0].conv2d(&t[1], None, &Conv2dOptions::new(1, 1))?;
+    let y = batch_norm(&y, None, Some(&t[2]), Some(&t[3]), true, 1e-5)?;
+    let z = y.relu()?.add(&y)?.max_pool2d(&Conv2dGeometry::new(2, 2, 0))?;
+    z.flatten(1, -1)?.linear(&t[4], None)?.log_softmax(-1)
+}
+
+#[test]
+fn f16_activations_flow_through_a_network_and_back() {
+    let mut rng = Rng::new(4);
+    let inputs = [
+        input(&mut rng, &[2, 3, 6, 8]),
+        input(&mut rng, &[4, 3, 3, 3]),
+        input(&mut rng, &[4]),
+        input(&mut rng, &[4]),
+        input(&mut rng, &[5, 48]),
+    ];
+    autocast_parity("conv, batch norm, relu, add, max pool, linear, log-softmax", small_network, &inputs);
+    // what each op stores on the GPU under autocast; every gradient as its tensor
+    let g = gpu();
+    let t: Vec<Tensor> = inputs.iter().map(|a| Tensor::parameter(a.to_device(&g).unwrap())).collect();
+    let _amp = autocast(Precision::Mixed);
+    let conv = t[0].conv2d(&t[1], None, &Conv2dOptions::new(1, 1)).unwrap();
+    let pooled = conv.relu().unwrap().max_pool2d(&Conv2dGeometry::new(2, 2, 0)).unwrap();
+    let logits = pooled.flatten(1, -1).unwrap().linear(&t[4], None).unwrap();
+    let out = logits.log_softmax(-1).unwrap();
+    let stored = [conv.dtype(), pooled.dtype(), logits.dtype(), out.dtype()];
+    assert_eq!(stored, [DType::F16, DType::F16, DType::F16, DType::F32], "conv, pool, linear, log-softmax");
+    out.sum_all().unwrap().backward().unwrap();
+    for (k, p) in t.iter().enumerate().filter(|(k, _)| [0, 1, 4].contains(k)) {
+        assert_eq!(p.grad().unwrap().dtype(), DType::F32, "input {k}'s gradient");
+    }
 }
 
 /// A linear layer and an SGD step through the scaler; `loss_factor` sizes the loss.

@@ -30,6 +30,37 @@ macro_rules! shader {
     };
 }
 
+/// Declares two `Shader` statics for a `shaders/<file>.wgsl` (then any `<part>.wgsl`) written
+/// over the storage alias `T`: `$f32` with `alias T = f32;` and `$f16` (named `<file>_f16`) with
+/// `enable f16; alias T = f16;` in front. WGSL has no generics, so this is how one source serves
+/// both storage types; the shader widens each value to f32 as it loads it and rounds to `T` as
+/// it stores. The `enable` must come before any declaration, and a module that enables f16 fails
+/// to build on adapters without SHADER_F16: launchers pick `$f16` only for f16 arrays, which
+/// exist only on adapters that have it.
+#[macro_export]
+macro_rules! storage_shaders {
+    ($f32:ident, $f16:ident, $file:literal $(, $part:literal)*) => {
+        pub static $f32: $crate::gpu::Shader = $crate::gpu::Shader {
+            name: $file,
+            source: concat!(
+                "alias T = f32;\n",
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))
+                $(, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $part, ".wgsl")))*
+            ),
+            runtime_checks: true,
+        };
+        pub static $f16: $crate::gpu::Shader = $crate::gpu::Shader {
+            name: concat!($file, "_f16"),
+            source: concat!(
+                "enable f16;\nalias T = f16;\n",
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))
+                $(, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $part, ".wgsl")))*
+            ),
+            runtime_checks: true,
+        };
+    };
+}
+
 /// One kernel variant: an entry point of a shader plus its `override` constants.
 #[derive(Clone, Copy)]
 pub struct Kernel<'a> {

@@ -1,16 +1,18 @@
 //! Batch norm in two launches each way (WGSL: `shaders/batch_norm.wgsl`): `batch_norm_stats`
 //! (the batch's per-channel mean and biased variance, and the running statistics' update)
 //! and `batch_norm_apply` forward; `batch_norm_backward` (the per-channel sums, which are the
-//! bias and weight gradients, then the input gradient) backward. `x` is `[N, C, ...]`.
+//! bias and weight gradients, then the input gradient) backward. `x` is `[N, C, ...]`, f32 or
+//! f16 (as are `y`, `dy` and `dx`, which share its type); the statistics, weight, bias and their
+//! gradients are f32, and the math is f32.
 
 use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, Result};
 use crate::gpu::{grid_1d, GpuContext, Kernel};
-use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use crate::kernels::common::{cpu_stored, float_storage, param_bytes, require_dtype, same_device};
 
-crate::shader!(BATCH_NORM, "batch_norm", "workgroup_sum");
+crate::storage_shaders!(BATCH_NORM, BATCH_NORM_F16, "batch_norm", "workgroup_sum");
 
 /// `[N, C, S]` of `x` (S: the product of the dims after C), checked against `[C]` arrays.
 fn dims(kernel: &'static str, x: &Array, per_channel: &[(&str, &Array)]) -> Result<[usize; 3]> {
@@ -19,7 +21,7 @@ fn dims(kernel: &'static str, x: &Array, per_channel: &[(&str, &Array)]) -> Resu
         return shape_err(kernel, format!("x {shape:?} must be [N, C, ...] with N and C positive"));
     }
     let (n, c) = (shape[0], shape[1]);
-    require_dtype(kernel, x, DType::F32)?;
+    float_storage(kernel, &[x])?;
     for (name, a) in per_channel {
         require_dtype(kernel, a, DType::F32)?;
         if a.shape() != [c] {
@@ -37,7 +39,8 @@ fn words([n, c, s]: [usize; 3], eps: f32, momentum: f32) -> Vec<u32> {
     vec![n as u32, c as u32, s as u32, (n * s) as u32, eps.to_bits(), momentum.to_bits(), 0, 0]
 }
 
-/// Records `entry`, or its four-wide twin `wide` when the spatial size `s` is a multiple of 4.
+/// Records `entry`, or its four-wide twin `wide` when the spatial size `s` is a multiple of 4,
+/// for values (the first array's type) stored as f32 or f16.
 /// `threads`: one per element (the twin takes four each), or `None` for a workgroup per
 /// channel.
 #[allow(clippy::too_many_arguments)]
@@ -58,7 +61,8 @@ fn launch(
         None => grid_1d(c * 256, 256),
     };
     let bufs = arrays.iter().map(|a| a.expect_gpu(entry)).collect::<Result<Vec<_>>>()?;
-    g.dispatch(&Kernel::new(&BATCH_NORM, entry).with(constants), param_bytes(p), &bufs, grid)
+    let shader = if arrays[0].dtype() == DType::F16 { &BATCH_NORM_F16 } else { &BATCH_NORM };
+    g.dispatch(&Kernel::new(shader, entry).with(constants), param_bytes(p), &bufs, grid)
 }
 
 /// Batch mean, biased variance, and the updated running (mean, var) when they were given.
@@ -118,10 +122,10 @@ pub fn batch_norm_apply(
         Device::Cpu => {
             let wb = affine.map(|(w, b)| (w.cpu_data().to_vec(), b.cpu_data().to_vec()));
             let y = reference::apply(&x.cpu_data(), &mean.cpu_data(), &var.cpu_data(), wb.as_ref(), eps, d);
-            Ok(Array::cpu(y, x.shape(), DType::F32))
+            Ok(cpu_stored(y, x.shape(), x.dtype()))
         }
         Device::Gpu(g) => {
-            let y = Array::empty(&device, x.shape(), DType::F32, K)?;
+            let y = Array::empty(&device, x.shape(), x.dtype(), K)?;
             let (w, b) = affine.unwrap_or((x, x));
             let constants = [("AFFINE", affine.is_some() as u32 as f64)];
             let arrays = [x, mean, var, w, b, &y];
@@ -151,7 +155,7 @@ pub fn batch_norm_backward(
     if dy.shape() != x.shape() {
         return shape_err(K, format!("dy {:?} and x {:?} differ", dy.shape(), x.shape()));
     }
-    require_dtype(K, dy, DType::F32)?;
+    float_storage(K, &[x, dy])?;
     let device = same_device(K, &[&[x, dy], &checked.iter().map(|p| p.1).collect::<Vec<_>>()[..]].concat())?;
     match &device {
         Device::Cpu => {
@@ -167,13 +171,13 @@ pub fn batch_norm_backward(
                 d,
             );
             let per_channel = |v| Array::cpu(v, &[c], DType::F32);
-            Ok((Array::cpu(dx, x.shape(), DType::F32), per_channel(dw), per_channel(db)))
+            Ok((cpu_stored(dx, x.shape(), x.dtype()), per_channel(dw), per_channel(db)))
         }
         Device::Gpu(g) => {
             let p = words(d, eps, 0.0);
             let (db, dw) = (Array::empty(&device, &[c], DType::F32, K)?, Array::empty(&device, &[c], DType::F32, K)?);
             launch(g, ["bn_grad_sums", "bn_grad_sums4"], &[], &p, &[x, dy, mean, var, &db, &dw], d, None)?;
-            let dx = Array::empty(&device, x.shape(), DType::F32, K)?;
+            let dx = Array::empty(&device, x.shape(), x.dtype(), K)?;
             let constants = [("TRAINING", batch_stats as u32 as f64), ("AFFINE", weight.is_some() as u32 as f64)];
             let arrays = [x, dy, mean, var, weight.unwrap_or(x), &db, &dw, &dx];
             launch(g, ["bn_grad_input", "bn_grad_input4"], &constants, &p, &arrays, d, Some(x.numel()))?;

@@ -30,6 +30,26 @@ pub fn require_dtype(kernel: &'static str, a: &Array, dtype: DType) -> Result<()
     Ok(())
 }
 
+/// The storage type `arrays` share, f32 or f16 (kernels written over the `storage_shaders!`
+/// alias), or an error naming the kernel.
+pub fn float_storage(kernel: &'static str, arrays: &[&Array]) -> Result<DType> {
+    let dtype = arrays[0].dtype();
+    if !matches!(dtype, DType::F32 | DType::F16) || arrays.iter().any(|a| a.dtype() != dtype) {
+        let got: Vec<String> = arrays.iter().map(|a| format!("{} {:?}", a.dtype(), a.shape())).collect();
+        return Err(DeviceError::DType {
+            kernel,
+            detail: format!("expected all f32 or all f16, got {}", got.join(", ")),
+        });
+    }
+    Ok(dtype)
+}
+
+/// A CPU result stored as `dtype`: f16 values are rounded as a GPU store rounds them.
+pub fn cpu_stored(values: Vec<f64>, shape: &[usize], dtype: DType) -> Array {
+    let values = if dtype == DType::F16 { crate::kernels::copy::reference::round_f16(&values) } else { values };
+    Array::cpu(values, shape, dtype)
+}
+
 /// Dimensions padded to `MAX_DIMS` u32s, for a uniform `array<vec4<u32>, 2>`.
 pub fn pack_dims(kernel: &'static str, dims: &[usize]) -> Result<[u32; MAX_DIMS]> {
     if dims.len() > MAX_DIMS {

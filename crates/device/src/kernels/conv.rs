@@ -8,9 +8,9 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, DeviceError, Result};
 use crate::gpu::{grid_1d, GpuContext, Kernel};
-use crate::kernels::common::{param_bytes, require_dtype};
+use crate::kernels::common::{cpu_stored, float_storage, param_bytes};
 
-crate::shader!(CONV, "conv");
+crate::storage_shaders!(CONV, CONV_F16, "conv");
 
 /// Window geometry of a 2-D convolution or pooling, per spatial axis `[h, w]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +112,8 @@ fn launch(
     p.extend(words);
     p.extend([0, 0]);
     let bufs = [input.expect_gpu(entry)?, out.expect_gpu(entry)?];
-    let kernel = Kernel::new(&CONV, entry);
+    let shader = if out.dtype() == DType::F16 { &CONV_F16 } else { &CONV };
+    let kernel = Kernel::new(shader, entry);
     let unit = [("UNIT_STRIDE", 1.0)];
     let kernel = if entry.starts_with("col2im") && geometry.stride == [1, 1] { kernel.with(&unit) } else { kernel };
     g.dispatch(&kernel, param_bytes(&p), &bufs, grid_1d(threads, 256))
@@ -132,15 +133,16 @@ pub fn images_per_binding(device: &Device, floats_per_image: usize) -> usize {
 }
 
 /// `x [N, C, H, W]` -> columns `[N, C*KH*KW, OH*OW]`, row `c*KH*KW + kh*KW + kw`, zero padding.
+/// The columns are stored as `x` is (f32 or f16).
 pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
-    require_dtype("im2col", x, DType::F32)?;
+    let dtype = float_storage("im2col", &[x])?;
     let [n, c, h, w] = nchw("im2col", "x", x.shape())?;
     let [oh, ow] = g.out_hw_for("im2col", h, w)?;
     let shape = [n, c * g.kernel[0] * g.kernel[1], oh * ow];
     match x.device() {
-        Device::Cpu => Ok(Array::cpu(reference::im2col(&x.cpu_data(), x.shape(), g), &shape, DType::F32)),
+        Device::Cpu => Ok(cpu_stored(reference::im2col(&x.cpu_data(), x.shape(), g), &shape, dtype)),
         ref d @ Device::Gpu(ref ctx) => {
-            let out = Array::empty(d, &shape, DType::F32, "im2col")?;
+            let out = Array::empty(d, &shape, dtype, "im2col")?;
             let words = g.words("im2col", c, h, w, [oh, ow])?;
             let unit_w = ow.is_multiple_of(4) && w.is_multiple_of(4) && g.unit_width_steps();
             let (entry, threads) = match (unit_w, (oh * ow).is_multiple_of(4)) {
@@ -155,9 +157,10 @@ pub fn im2col(x: &Array, g: &Conv2dGeometry) -> Result<Array> {
 }
 
 /// The adjoint of `im2col`: columns `[N, C*KH*KW, OH*OW]` -> `[N, C, H, W]` (`input_shape`),
-/// each pixel the sum of every column entry copied from it. Deterministic (a gather).
+/// each pixel the sum of every column entry copied from it. Deterministic (a gather). The
+/// result is stored as `cols` are (f32 or f16; the sums are f32).
 pub fn col2im(cols: &Array, g: &Conv2dGeometry, input_shape: &[usize]) -> Result<Array> {
-    require_dtype("col2im", cols, DType::F32)?;
+    let dtype = float_storage("col2im", &[cols])?;
     let [n, c, h, w] = nchw("col2im", "input_shape", input_shape)?;
     let [oh, ow] = g.out_hw_for("col2im", h, w)?;
     let want = [n, c * g.kernel[0] * g.kernel[1], oh * ow];
@@ -168,9 +171,9 @@ pub fn col2im(cols: &Array, g: &Conv2dGeometry, input_shape: &[usize]) -> Result
         );
     }
     match cols.device() {
-        Device::Cpu => Ok(Array::cpu(reference::col2im(&cols.cpu_data(), g, input_shape), input_shape, DType::F32)),
+        Device::Cpu => Ok(cpu_stored(reference::col2im(&cols.cpu_data(), g, input_shape), input_shape, dtype)),
         ref d @ Device::Gpu(ref ctx) => {
-            let out = Array::empty(d, input_shape, DType::F32, "col2im")?;
+            let out = Array::empty(d, input_shape, dtype, "col2im")?;
             let words = g.words("col2im", c, h, w, [oh, ow])?;
             if g.unit_width_steps() && w.is_multiple_of(4) && ow.is_multiple_of(4) {
                 launch(ctx, "col2im4_unit_w", g, words, cols, &out, out.numel() / 4)?;

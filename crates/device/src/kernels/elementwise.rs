@@ -1,16 +1,26 @@
 //! Elementwise kernels: unary ops with their gradients side by side, and binary ops with
-//! NumPy broadcasting or a scalar operand. WGSL: `shaders/elementwise.wgsl`.
+//! NumPy broadcasting or a scalar operand, on f32 or f16 storage (every operand and the result
+//! share it; the math is f32). WGSL: `shaders/elementwise.wgsl`.
 
 use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::gpu::Shader;
 use crate::gpu::{grid_1d, GpuContext, Kernel};
 use crate::kernels::common::{
-    broadcast_shapes, broadcast_strides, collapse_dims, pack_dims, param_bytes, require_dtype, same_device,
+    broadcast_shapes, broadcast_strides, collapse_dims, cpu_stored, float_storage, pack_dims, param_bytes, same_device,
 };
 
-crate::shader!(ELEMENTWISE, "elementwise");
+crate::storage_shaders!(ELEMENTWISE, ELEMENTWISE_F16, "elementwise");
+
+fn shader(dtype: DType) -> &'static Shader {
+    if dtype == DType::F16 {
+        &ELEMENTWISE_F16
+    } else {
+        &ELEMENTWISE
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
@@ -171,12 +181,13 @@ fn launch(
     out: &Array,
 ) -> Result<()> {
     const BROADCAST: u32 = 1;
+    let size = out.dtype().size();
     let (entry, items, item_bytes) = match wide {
-        Some(wide) if out.numel().is_multiple_of(4) => (wide, out.numel() / 4, 16),
-        _ => (entry, out.numel(), 4),
+        Some(wide) if out.numel().is_multiple_of(4) => (wide, out.numel() / 4, 4 * size),
+        _ => (entry, out.numel(), size),
     };
     let constants = [("OP", code as f64)];
-    let kernel = Kernel::new(&ELEMENTWISE, entry).with(&constants);
+    let kernel = Kernel::new(shader(out.dtype()), entry).with(&constants);
     let mut bufs: Vec<_> = inputs.iter().map(|a| a.gpu_buffer().unwrap()).collect();
     bufs.push(out.gpu_buffer().unwrap());
     let params = |len: usize| [&[len as u32], &p[1..]].concat();
@@ -188,11 +199,11 @@ fn launch(
 }
 
 pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
-    require_dtype("unary", x, DType::F32)?;
+    let dtype = float_storage("unary", &[x])?;
     match x.device() {
-        Device::Cpu => Ok(Array::cpu(reference::unary(op, &x.cpu_data()), x.shape(), DType::F32)),
+        Device::Cpu => Ok(cpu_stored(reference::unary(op, &x.cpu_data()), x.shape(), dtype)),
         ref d @ Device::Gpu(ref g) => {
-            let out = Array::empty(d, x.shape(), DType::F32, "unary")?;
+            let out = Array::empty(d, x.shape(), dtype, "unary")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
             launch(g, "unary", Some("unary4"), op.code(), &p, &[x], &out)?;
             Ok(out)
@@ -203,8 +214,8 @@ pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
 /// Gradient of `unary(op, x)` given its output `y` and the upstream gradient `g`.
 pub fn unary_grad(op: UnaryOp, x: &Array, y: &Array, grad: &Array) -> Result<Array> {
     let device = same_device("unary_grad", &[x, y, grad])?;
+    let dtype = float_storage("unary_grad", &[x, y, grad])?;
     for a in [x, y, grad] {
-        require_dtype("unary_grad", a, DType::F32)?;
         if a.shape() != x.shape() {
             return crate::error::shape_err(
                 "unary_grad",
@@ -213,13 +224,11 @@ pub fn unary_grad(op: UnaryOp, x: &Array, y: &Array, grad: &Array) -> Result<Arr
         }
     }
     match &device {
-        Device::Cpu => Ok(Array::cpu(
-            reference::unary_grad(op, &x.cpu_data(), &y.cpu_data(), &grad.cpu_data()),
-            x.shape(),
-            DType::F32,
-        )),
+        Device::Cpu => {
+            Ok(cpu_stored(reference::unary_grad(op, &x.cpu_data(), &y.cpu_data(), &grad.cpu_data()), x.shape(), dtype))
+        }
         Device::Gpu(g) => {
-            let out = Array::empty(&device, x.shape(), DType::F32, "unary_grad")?;
+            let out = Array::empty(&device, x.shape(), dtype, "unary_grad")?;
             let p = params(x.numel(), op.alpha(), 0, 0, [[0; 8]; 3]);
             launch(g, "unary_grad", Some("unary_grad4"), op.code(), &p, &[x, y, grad], &out)?;
             Ok(out)
@@ -230,16 +239,15 @@ pub fn unary_grad(op: UnaryOp, x: &Array, y: &Array, grad: &Array) -> Result<Arr
 /// `a op b` with NumPy broadcasting.
 pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     let device = same_device(op.name(), &[a, b])?;
-    require_dtype(op.name(), a, DType::F32)?;
-    require_dtype(op.name(), b, DType::F32)?;
+    let dtype = float_storage(op.name(), &[a, b])?;
     let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
     match &device {
         Device::Cpu => {
             let v = reference::binary(op, &a.cpu_data(), a.shape(), &b.cpu_data(), b.shape(), &shape);
-            Ok(Array::cpu(v, &shape, DType::F32))
+            Ok(cpu_stored(v, &shape, dtype))
         }
         Device::Gpu(g) => {
-            let out = Array::empty(&device, &shape, DType::F32, op.name())?;
+            let out = Array::empty(&device, &shape, dtype, op.name())?;
             let same = a.shape() == b.shape();
             let p = if same {
                 params(out.numel(), 0.0, 0, 0, [[0; 8]; 3])
@@ -257,13 +265,11 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
 
 /// `a op s` (or `s op a`) for a scalar `s`.
 pub fn binary_scalar(op: BinaryOp, a: &Array, s: f32, side: ScalarSide) -> Result<Array> {
-    require_dtype(op.name(), a, DType::F32)?;
+    let dtype = float_storage(op.name(), &[a])?;
     match a.device() {
-        Device::Cpu => {
-            Ok(Array::cpu(reference::binary_scalar(op, &a.cpu_data(), s as f64, side), a.shape(), DType::F32))
-        }
+        Device::Cpu => Ok(cpu_stored(reference::binary_scalar(op, &a.cpu_data(), s as f64, side), a.shape(), dtype)),
         ref d @ Device::Gpu(ref g) => {
-            let out = Array::empty(d, a.shape(), DType::F32, op.name())?;
+            let out = Array::empty(d, a.shape(), dtype, op.name())?;
             let mode = if side == ScalarSide::Left { 3 } else { 2 };
             let p = params(a.numel(), s, 0, mode, [[0; 8]; 3]);
             launch(g, "binary_scalar", None, op.code(), &p, &[a], &out)?;

@@ -11,8 +11,10 @@
 //! - `coop`: f16 tensor-core tiles through cooperative matrices, 128x128 per workgroup
 //!   (`Precision::Mixed` where the adapter has them; never on lavapipe).
 //!
-//! The tile kernels exist twice: with f32 inputs and with f16 inputs (the `Precision::Mixed`
-//! fallback); both accumulate and write f32. Transposes are override constants, so each
+//! The tile kernels exist three times: with f32 inputs, with f16 inputs (the `Precision::Mixed`
+//! fallback), both writing f32, and with f16 inputs writing f16 (`matmul_fused_stored`, mixed
+//! precision's activations); all accumulate in f32. The stored type is the alias `CT` that
+//! each assembly below declares after its input file. Transposes are override constants, so each
 //! (kernel, transposes) pair is its own cached pipeline. Edges are handled in the kernels:
 //! any M, N, K works.
 
@@ -21,7 +23,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, DeviceError, Result};
 use crate::gpu::{Caps, GpuBuffer, GpuContext, Kernel, Shader};
-use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use crate::kernels::common::{cpu_stored, param_bytes, require_dtype, same_device};
 use crate::kernels::copy::cast;
 use crate::kernels::epilogue::{self, Epilogue};
 use crate::kernels::matmul_parts;
@@ -37,11 +39,23 @@ macro_rules! wgsl {
     };
 }
 
+/// What C is stored as (`CT` in `matmul_common.wgsl`): after the input file, whose `enable`
+/// directives must come first.
+macro_rules! c_type {
+    (f32) => {
+        "alias CT = f32;\n"
+    };
+    (f16) => {
+        "alias CT = f16;\n"
+    };
+}
+
 /// The tile kernels with f32 inputs. WGSL has no includes: the shared body is appended here.
 pub static MATMUL: Shader = Shader {
     name: "matmul",
     source: concat!(
         wgsl!("matmul"),
+        c_type!(f32),
         wgsl!("matmul_common"),
         wgsl!("matmul_tiles"),
         wgsl!("matmul_tiles_vec4"),
@@ -53,14 +67,33 @@ pub static MATMUL: Shader = Shader {
 /// The tile kernels with f16 inputs (needs `SHADER_F16`).
 pub static MATMUL_F16: Shader = Shader {
     name: "matmul_f16",
-    source: concat!(wgsl!("matmul_f16"), wgsl!("matmul_common"), wgsl!("matmul_tiles"), wgsl!("matmul_rows")),
+    source: concat!(
+        wgsl!("matmul_f16"),
+        c_type!(f32),
+        wgsl!("matmul_common"),
+        wgsl!("matmul_tiles"),
+        wgsl!("matmul_rows")
+    ),
+    runtime_checks: false,
+};
+
+/// The tile kernels with f16 inputs storing C as f16 (rounded once, after the epilogue).
+pub static MATMUL_F16_OUT: Shader = Shader {
+    name: "matmul_f16_out",
+    source: concat!(
+        wgsl!("matmul_f16"),
+        c_type!(f16),
+        wgsl!("matmul_common"),
+        wgsl!("matmul_tiles"),
+        wgsl!("matmul_rows")
+    ),
     runtime_checks: false,
 };
 
 /// `rows8` with f32 inputs and A in a uniform buffer (see [`UBO_A_ELEMENTS`]).
 pub static MATMUL_UBO: Shader = Shader {
     name: "matmul_ubo",
-    source: concat!(wgsl!("matmul_ubo"), wgsl!("matmul_common"), wgsl!("matmul_rows")),
+    source: concat!(wgsl!("matmul_ubo"), c_type!(f32), wgsl!("matmul_common"), wgsl!("matmul_rows")),
     runtime_checks: false,
 };
 
@@ -70,8 +103,11 @@ pub const UBO_A_ELEMENTS: usize = 16384;
 
 /// The cooperative-matrix kernel (needs `caps().coop_matrix_f16`).
 /// Runtime checks stay on: it has never run on a GPU, and its full-tile stores are unproven.
-pub static MATMUL_COOP: Shader =
-    Shader { name: "matmul_coop", source: concat!(wgsl!("matmul_coop"), wgsl!("matmul_common")), runtime_checks: true };
+pub static MATMUL_COOP: Shader = Shader {
+    name: "matmul_coop",
+    source: concat!(wgsl!("matmul_coop"), c_type!(f32), wgsl!("matmul_common")),
+    runtime_checks: true,
+};
 
 /// The longest inner dimension a CPU adapter multiplies with `rows8`: llvmpipe (lavapipe, Mesa
 /// 22.3) stops a shader invocation after 65535 loop iterations summed over all its loops, and
@@ -312,6 +348,38 @@ pub fn matmul_fused_using(
     variant: Option<Variant>,
     epilogue: &Epilogue,
 ) -> Result<Array> {
+    fused(a, b, trans_a, trans_b, precision, variant, epilogue, DType::F32)
+}
+
+/// Like [`matmul_fused`], C stored as `out` (f32, or f16: the inputs are then taken in f16,
+/// `Precision::Mixed`, and each value is rounded once, after the epilogue). Mixed precision's
+/// convolutions and linear layers write their activations this way.
+pub fn matmul_fused_stored(
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    epilogue: &Epilogue,
+    out: DType,
+) -> Result<Array> {
+    let precision = if out == DType::F16 { Precision::Mixed } else { Precision::F32 };
+    fused(a, b, trans_a, trans_b, precision, None, epilogue, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fused(
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    precision: Precision,
+    variant: Option<Variant>,
+    epilogue: &Epilogue,
+    out_dtype: DType,
+) -> Result<Array> {
+    if !matches!(out_dtype, DType::F32 | DType::F16) {
+        return Err(DeviceError::DType { kernel: NAME, detail: format!("cannot store a product as {out_dtype}") });
+    }
     let mut operands = vec![a, b];
     operands.extend(epilogue.bias_array());
     let device = same_device(NAME, &operands)?;
@@ -322,13 +390,19 @@ pub fn matmul_fused_using(
         Device::Cpu => {
             let mut c = reference_product(a, b, &p, precision);
             epilogue::reference::apply(epilogue, &mut c, p.m, p.n);
-            Ok(Array::cpu(c, &p.out_shape, DType::F32))
+            Ok(cpu_stored(c, &p.out_shape, out_dtype))
         }
         Device::Gpu(g) if matmul_parts::needs_parts(g, a, b, &p) => {
-            matmul_parts::product_in_parts(g, a, b, &p, precision, variant, epilogue)
+            cast(&matmul_parts::product_in_parts(g, a, b, &p, precision, variant, epilogue)?, out_dtype)
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
+            if out_dtype == DType::F16 && precision != Precision::Mixed {
+                return Err(DeviceError::Unsupported {
+                    kernel: NAME,
+                    detail: "an f16 product needs SHADER_F16".into(),
+                });
+            }
             let forced = variant;
             let variant = variant.unwrap_or_else(|| pick_variant(g, precision, &p));
             if variant == Variant::Coop && !(precision == Precision::Mixed && coop_available(g.caps())) {
@@ -352,12 +426,15 @@ pub fn matmul_fused_using(
                 });
             }
             check_loop_limit(g, variant, p.k, a, b)?;
-            let out = Array::empty(&device, &p.out_shape, DType::F32, NAME)?;
+            // cooperative-matrix stores are f32: an f16 product is cast after them
+            let direct = if variant == Variant::Coop { DType::F32 } else { out_dtype };
+            let out = Array::empty(&device, &p.out_shape, direct, NAME)?;
             let ubo = precision == Precision::F32 && variant == Variant::Rows8 && a_fits_uniform(g, &p);
             let shader = match (precision, variant) {
                 (Precision::F32, _) if ubo => &MATMUL_UBO,
                 (Precision::F32, _) => &MATMUL,
                 (Precision::Mixed, Variant::Coop) => &MATMUL_COOP,
+                (Precision::Mixed, _) if out_dtype == DType::F16 => &MATMUL_F16_OUT,
                 (Precision::Mixed, _) => &MATMUL_F16,
             };
             let (a2, b2) = inputs_at(a, b, precision)?;
@@ -365,11 +442,11 @@ pub fn matmul_fused_using(
             if variant == Variant::Coop {
                 // cooperative-matrix stores bypass store_c
                 match launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default()) {
-                    Ok(()) => return epilogue.apply_separately(out),
+                    Ok(()) => return cast(&epilogue.apply_separately(out)?, out_dtype),
                     // chosen, not forced, and its pipeline failed to build: the tile kernels instead
                     Err(e) if forced.is_none() && is_build_failure(&e) => {
                         note_coop_failure(&e);
-                        return matmul_fused_using(a, b, trans_a, trans_b, precision, None, epilogue);
+                        return fused(a, b, trans_a, trans_b, precision, None, epilogue, out_dtype);
                     }
                     Err(e) => return Err(e),
                 }
@@ -531,7 +608,7 @@ fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: 
 /// time), B_K4 (with A_K4, B's columns the same: a weight gradient, or `x · W^T`) and A_M8 (a
 /// transposed A's eight rows of a step in two loads).
 fn wide_loads(shader: &Shader, p: &Problem) -> [(&'static str, f64); 4] {
-    let f32_words = !std::ptr::eq(shader, &MATMUL_F16);
+    let f32_words = !std::ptr::eq(shader, &MATMUL_F16) && !std::ptr::eq(shader, &MATMUL_F16_OUT);
     let vec_b = f32_words && !p.trans_b && p.n.is_multiple_of(4) && p.b_stride.is_multiple_of(4);
     let a_aligned = f32_words && p.a_stride.is_multiple_of(4);
     let a_k4 = a_aligned && !p.trans_a && p.k.is_multiple_of(4);

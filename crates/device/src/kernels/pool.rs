@@ -1,17 +1,18 @@
 //! 2-D pooling on NCHW arrays: max (with argmax indices), average, and adaptive average,
 //! each with its backward. Windows reuse `Conv2dGeometry` (dilation 1, ceil_mode off,
 //! padding at most half the window, as PyTorch requires). Backward passes are gathers, so
-//! they are deterministic. WGSL: `shaders/pool.wgsl`.
+//! they are deterministic. Values are f32 or f16 (compared and summed in f32). WGSL:
+//! `shaders/pool.wgsl`.
 
 use crate::array::Array;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, Result};
 use crate::gpu::{grid_1d, Kernel};
-use crate::kernels::common::{param_bytes, require_dtype, same_device};
+use crate::kernels::common::{cpu_stored, float_storage, param_bytes, require_dtype, same_device};
 use crate::kernels::conv::{nchw, to_u32, Conv2dGeometry};
 
-crate::shader!(POOL, "pool");
+crate::storage_shaders!(POOL, POOL_F16, "pool");
 
 /// Output size of a pooling window on an `h` x `w` input, after checking the geometry.
 fn pool_out_hw(kernel: &'static str, g: &Conv2dGeometry, h: usize, w: usize) -> Result<[usize; 2]> {
@@ -43,12 +44,15 @@ fn params(kernel: &'static str, threads: usize, geometry: Vec<u32>, include_pad:
     Ok(p)
 }
 
-fn launch(entry: &'static str, p: &[u32], arrays: &[&Array], threads: usize) -> Result<()> {
+/// Records `entry` over `arrays`, whose values (the first array's and the last's) are stored as
+/// `dtype`, f32 or f16.
+fn launch(entry: &'static str, dtype: DType, p: &[u32], arrays: &[&Array], threads: usize) -> Result<()> {
     let Device::Gpu(ctx) = same_device(entry, arrays)? else {
         return shape_err(entry, "GPU kernel launched on CPU arrays");
     };
     let bufs = arrays.iter().map(|a| a.expect_gpu(entry)).collect::<Result<Vec<_>>>()?;
-    ctx.dispatch(&Kernel::new(&POOL, entry), param_bytes(p), &bufs, grid_1d(threads, 256))
+    let shader = if dtype == DType::F16 { &POOL_F16 } else { &POOL };
+    ctx.dispatch(&Kernel::new(shader, entry), param_bytes(p), &bufs, grid_1d(threads, 256))
 }
 
 /// Whether the windows tile the input exactly: stride = kernel, no padding, H = OH*KH, W = OW*KW.
@@ -65,17 +69,17 @@ fn pairs_fit(g: &Conv2dGeometry, h: usize, w: usize, oh: usize, ow: usize) -> bo
 /// Max pooling: the output `[N, C, OH, OW]` and, as U32, the argmax of each window as an
 /// index into its H*W plane (`ih*W + iw`). Padding counts as -inf; the first maximum wins.
 pub fn max_pool2d(x: &Array, g: &Conv2dGeometry) -> Result<(Array, Array)> {
-    require_dtype("max_pool2d", x, DType::F32)?;
+    let dtype = float_storage("max_pool2d", &[x])?;
     let [n, c, h, w] = nchw("max_pool2d", "x", x.shape())?;
     let [oh, ow] = pool_out_hw("max_pool2d", g, h, w)?;
     let shape = [n, c, oh, ow];
     match x.device() {
         Device::Cpu => {
             let (out, idx) = reference::max_pool2d(&x.cpu_data(), x.shape(), g);
-            Ok((Array::cpu(out, &shape, DType::F32), Array::cpu(idx, &shape, DType::U32)))
+            Ok((cpu_stored(out, &shape, dtype), Array::cpu(idx, &shape, DType::U32)))
         }
         ref d @ Device::Gpu(_) => {
-            let out = Array::empty(d, &shape, DType::F32, "max_pool2d")?;
+            let out = Array::empty(d, &shape, dtype, "max_pool2d")?;
             let idx = Array::empty(d, &shape, DType::U32, "max_pool2d")?;
             let (entry, threads) = if pairs_fit(g, h, w, oh, ow) {
                 ("max_pool2d_pairs", out.numel() / 2)
@@ -83,7 +87,7 @@ pub fn max_pool2d(x: &Array, g: &Conv2dGeometry) -> Result<(Array, Array)> {
                 ("max_pool2d", out.numel())
             };
             let p = params("max_pool2d", threads, g.words("max_pool2d", c, h, w, [oh, ow])?, false)?;
-            launch(entry, &p, &[x, &out, &idx], threads)?;
+            launch(entry, dtype, &p, &[x, &out, &idx], threads)?;
             Ok((out, idx))
         }
     }
@@ -101,7 +105,7 @@ pub fn max_pool2d_backward(
 ) -> Result<Array> {
     const K: &str = "max_pool2d_backward";
     let device = same_device(K, &[grad_out, indices])?;
-    require_dtype(K, grad_out, DType::F32)?;
+    let dtype = float_storage(K, &[grad_out])?;
     require_dtype(K, indices, DType::U32)?;
     let [n, c, h, w] = nchw(K, "input_shape", input_shape)?;
     let [oh, ow] = pool_out_hw(K, g, h, w)?;
@@ -111,10 +115,10 @@ pub fn max_pool2d_backward(
         Device::Cpu => {
             let dx = reference::max_pool2d_backward(&grad_out.cpu_data(), &indices.cpu_data(), g, input_shape)
                 .map_err(|detail| crate::error::DeviceError::Shape { kernel: K, detail })?;
-            Ok(Array::cpu(dx, input_shape, DType::F32))
+            Ok(cpu_stored(dx, input_shape, dtype))
         }
         Device::Gpu(_) => {
-            let dx = Array::empty(&device, input_shape, DType::F32, K)?;
+            let dx = Array::empty(&device, input_shape, dtype, K)?;
             let (entry, threads) = if pairs_fit(g, h, w, oh, ow) {
                 ("max_pool2d_backward_pairs", grad_out.numel() / 2)
             } else if tiles(g, h, w, oh, ow) {
@@ -123,7 +127,7 @@ pub fn max_pool2d_backward(
                 (K, dx.numel())
             };
             let p = params(K, threads, g.words(K, c, h, w, [oh, ow])?, false)?;
-            launch(entry, &p, &[grad_out, indices, &dx], threads)?;
+            launch(entry, dtype, &p, &[grad_out, indices, &dx], threads)?;
             Ok(dx)
         }
     }
@@ -131,18 +135,18 @@ pub fn max_pool2d_backward(
 
 /// Average pooling; `count_include_pad` divides by KH*KW, otherwise by the in-bounds count.
 pub fn avg_pool2d(x: &Array, g: &Conv2dGeometry, count_include_pad: bool) -> Result<Array> {
-    require_dtype("avg_pool2d", x, DType::F32)?;
+    let dtype = float_storage("avg_pool2d", &[x])?;
     let [n, c, h, w] = nchw("avg_pool2d", "x", x.shape())?;
     let [oh, ow] = pool_out_hw("avg_pool2d", g, h, w)?;
     let shape = [n, c, oh, ow];
     match x.device() {
         Device::Cpu => {
-            Ok(Array::cpu(reference::avg_pool2d(&x.cpu_data(), x.shape(), g, count_include_pad), &shape, DType::F32))
+            Ok(cpu_stored(reference::avg_pool2d(&x.cpu_data(), x.shape(), g, count_include_pad), &shape, dtype))
         }
         ref d @ Device::Gpu(_) => {
-            let out = Array::empty(d, &shape, DType::F32, "avg_pool2d")?;
+            let out = Array::empty(d, &shape, dtype, "avg_pool2d")?;
             let p = params("avg_pool2d", out.numel(), g.words("avg_pool2d", c, h, w, [oh, ow])?, count_include_pad)?;
-            launch("avg_pool2d", &p, &[x, &out], out.numel())?;
+            launch("avg_pool2d", dtype, &p, &[x, &out], out.numel())?;
             Ok(out)
         }
     }
@@ -156,20 +160,20 @@ pub fn avg_pool2d_backward(
     count_include_pad: bool,
 ) -> Result<Array> {
     const K: &str = "avg_pool2d_backward";
-    require_dtype(K, grad_out, DType::F32)?;
+    let dtype = float_storage(K, &[grad_out])?;
     let [n, c, h, w] = nchw(K, "input_shape", input_shape)?;
     let [oh, ow] = pool_out_hw(K, g, h, w)?;
     check_grad(K, grad_out, &[n, c, oh, ow], input_shape)?;
     match grad_out.device() {
-        Device::Cpu => Ok(Array::cpu(
+        Device::Cpu => Ok(cpu_stored(
             reference::avg_pool2d_backward(&grad_out.cpu_data(), g, input_shape, count_include_pad),
             input_shape,
-            DType::F32,
+            dtype,
         )),
         ref d @ Device::Gpu(_) => {
-            let dx = Array::empty(d, input_shape, DType::F32, K)?;
+            let dx = Array::empty(d, input_shape, dtype, K)?;
             let p = params(K, dx.numel(), g.words(K, c, h, w, [oh, ow])?, count_include_pad)?;
-            launch(K, &p, &[grad_out, &dx], dx.numel())?;
+            launch(K, dtype, &p, &[grad_out, &dx], dx.numel())?;
             Ok(dx)
         }
     }
@@ -193,18 +197,16 @@ fn check_adaptive(kernel: &'static str, h: usize, w: usize, out_hw: [usize; 2]) 
 /// `[floor(i*H/OH), ceil((i+1)*H/OH))`.
 pub fn adaptive_avg_pool2d(x: &Array, out_hw: [usize; 2]) -> Result<Array> {
     const K: &str = "adaptive_avg_pool2d";
-    require_dtype(K, x, DType::F32)?;
+    let dtype = float_storage(K, &[x])?;
     let [n, c, h, w] = nchw(K, "x", x.shape())?;
     check_adaptive(K, h, w, out_hw)?;
     let shape = [n, c, out_hw[0], out_hw[1]];
     match x.device() {
-        Device::Cpu => {
-            Ok(Array::cpu(reference::adaptive_avg_pool2d(&x.cpu_data(), x.shape(), out_hw), &shape, DType::F32))
-        }
+        Device::Cpu => Ok(cpu_stored(reference::adaptive_avg_pool2d(&x.cpu_data(), x.shape(), out_hw), &shape, dtype)),
         ref d @ Device::Gpu(_) => {
-            let out = Array::empty(d, &shape, DType::F32, K)?;
+            let out = Array::empty(d, &shape, dtype, K)?;
             let p = params(K, out.numel(), adaptive_words(K, c, h, w, out_hw)?, false)?;
-            launch(K, &p, &[x, &out], out.numel())?;
+            launch(K, dtype, &p, &[x, &out], out.numel())?;
             Ok(out)
         }
     }
@@ -214,7 +216,7 @@ pub fn adaptive_avg_pool2d(x: &Array, out_hw: [usize; 2]) -> Result<Array> {
 /// output size is read from `grad_out`.
 pub fn adaptive_avg_pool2d_backward(grad_out: &Array, input_shape: &[usize]) -> Result<Array> {
     const K: &str = "adaptive_avg_pool2d_backward";
-    require_dtype(K, grad_out, DType::F32)?;
+    let dtype = float_storage(K, &[grad_out])?;
     let [n, c, h, w] = nchw(K, "input_shape", input_shape)?;
     let [gn, gc, oh, ow] = nchw(K, "grad_out", grad_out.shape())?;
     if [gn, gc] != [n, c] {
@@ -222,15 +224,15 @@ pub fn adaptive_avg_pool2d_backward(grad_out: &Array, input_shape: &[usize]) -> 
     }
     check_adaptive(K, h, w, [oh, ow])?;
     match grad_out.device() {
-        Device::Cpu => Ok(Array::cpu(
+        Device::Cpu => Ok(cpu_stored(
             reference::adaptive_avg_pool2d_backward(&grad_out.cpu_data(), input_shape, [oh, ow]),
             input_shape,
-            DType::F32,
+            dtype,
         )),
         ref d @ Device::Gpu(_) => {
-            let dx = Array::empty(d, input_shape, DType::F32, K)?;
+            let dx = Array::empty(d, input_shape, dtype, K)?;
             let p = params(K, dx.numel(), adaptive_words(K, c, h, w, [oh, ow])?, false)?;
-            launch(K, &p, &[grad_out, &dx], dx.numel())?;
+            launch(K, dtype, &p, &[grad_out, &dx], dx.numel())?;
             Ok(dx)
         }
     }

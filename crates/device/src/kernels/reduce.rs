@@ -11,9 +11,9 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{shape_err, Result};
 use crate::gpu::{grid_1d, GpuContext, Kernel};
-use crate::kernels::common::{broadcast_shapes, pack_dims, param_bytes, require_dtype, strides};
+use crate::kernels::common::{broadcast_shapes, float_storage, pack_dims, param_bytes, require_dtype, strides};
 
-crate::shader!(REDUCE, "reduce");
+crate::storage_shaders!(REDUCE, REDUCE_F16, "reduce");
 
 /// Reduced elements per output up to which one thread computes a whole output.
 const THREAD_MAX: usize = 64;
@@ -145,12 +145,13 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
     let (n_out, n_red) = (layout.n_out(), layout.n_red());
     let code = [("OP", op.code() as f64)];
     let input = x.gpu_buffer().unwrap();
+    let shader = if x.dtype() == DType::F16 { &REDUCE_F16 } else { &REDUCE };
     let thread_per_output =
         n_red <= THREAD_MAX || ((n_out >= MANY_OUTPUTS || g.is_cpu_adapter()) && n_red <= THREAD_MAX_MANY);
     if thread_per_output {
         let out = Array::empty(device, &[n_out], DType::F32, "reduce")?;
         let p = layout.params(0, 1, scale, op.init())?;
-        let kernel = Kernel::new(&REDUCE, "reduce_thread").with(&code);
+        let kernel = Kernel::new(shader, "reduce_thread").with(&code);
         g.dispatch(&kernel, param_bytes(&p), &[input, out.gpu_buffer().unwrap()], grid_1d(n_out, WG as u32))?;
         return Ok(out);
     }
@@ -162,7 +163,7 @@ fn launch(g: &GpuContext, device: &Device, op: ReduceOp, x: &Array, layout: &Lay
         Some(wide) => ("reduce_wg4", wide.params(chunk / 4, chunks, first_scale, op.init())?),
         None => ("reduce_wg", layout.params(chunk, chunks, first_scale, op.init())?),
     };
-    let kernel = Kernel::new(&REDUCE, entry).with(&code);
+    let kernel = Kernel::new(shader, entry).with(&code);
     let groups = grid_1d(n_out * chunks * WG, WG as u32);
     g.dispatch(&kernel, param_bytes(&p), &[input, partial.gpu_buffer().unwrap()], groups)?;
     if chunks == 1 {
@@ -202,9 +203,9 @@ fn axis_mask(kernel: &'static str, shape: &[usize], axes: &[usize]) -> Result<Ve
 
 /// `op` over `axes` of `x` (all axes when `axes` is empty); reduced axes are dropped, or
 /// kept with size 1 when `keepdim`. A sum over no elements is 0 and a mean NaN; max and min
-/// over no elements are an error.
+/// over no elements are an error. `x` is f32 or f16; the sums and the result are f32.
 pub fn reduce(op: ReduceOp, x: &Array, axes: &[usize], keepdim: bool) -> Result<Array> {
-    require_dtype("reduce", x, DType::F32)?;
+    float_storage("reduce", &[x])?;
     let mask = axis_mask("reduce", x.shape(), axes)?;
     let shape = reduced_shape(x.shape(), &mask, keepdim);
     let layout = Layout::new(x.shape(), &mask);

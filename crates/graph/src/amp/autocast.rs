@@ -1,24 +1,31 @@
-//! The autocast policy: which ops run on f16 operands under [`autocast`], and why the rest
-//! stay in f32. It is written here once; the ops ask [`half_operands`].
+//! The autocast policy: which ops run on f16 operands under [`autocast`], which store their
+//! outputs in f16, and why the rest stay in f32. It is written here once; the ops ask
+//! [`half_operands`].
 //!
-//! | runs in f16 (operands), f32 accumulation and f32 output | why |
+//! | f16 operands, f32 accumulation, **f16 output** | why |
 //! |---|---|
-//! | `conv2d` (its im2col columns and weight), `linear`, `matmul_t` | the products are where the time goes and where tensor cores (cooperative matrices) help; accumulating in f32 keeps K-long sums exact enough |
-//! | their backward products (the upstream gradient, cast) | the same products, transposed |
+//! | `conv2d` (input, im2col columns, weight copy, output; one chunk, no groups), `linear` | the products are where the time goes and where tensor cores (cooperative matrices) help; accumulating in f32 keeps K-long sums exact enough, and each output is rounded once, after the bias and fused activation |
+//! | their input gradients (`col2im` of f16 columns for a convolution) | an f16 activation's gradient is f16, as in PyTorch: half the bytes kept and moved in backward; the loss scale keeps it in range |
+//!
+//! | f16 storage, f32 math (kept f16 when the input is) | why |
+//! |---|---|
+//! | relu and the other elementwise ops, add, mul (and their backward); max and average pooling (and backward); batch norm's input and output; flatten and reshape | memory-bound: storing f16 halves their traffic and what backward keeps; values are widened to f32 as they are loaded, so the math is the f32 math |
 //!
 //! | stays f32 | why |
 //! |---|---|
-//! | the products' outputs (hence relu, add, pooling, flatten after them) | an f32 store costs one write per output against K f16 reads per output; f16 activation storage between ops is not built yet |
-//! | softmax, log-softmax, cross-entropy, NLL | exp overflows f16 past 11, and the sums over classes lose digits in f16 |
-//! | batch norm, layer norm | the mean and variance are sums over many elements, and 1/sqrt(var + eps) is ill-conditioned in f16 |
-//! | reductions (sum, mean) | long sums lose digits in f16 |
+//! | `matmul_t`'s output | attention and the recurrent cells take it into softmax and gate math, which are f32 |
+//! | softmax, log-softmax, cross-entropy, NLL, MSE, BCE (an f16 input is cast) | exp overflows f16 past 11, and the sums over classes lose digits in f16 |
+//! | batch norm's statistics, weight, bias and their gradients; layer norm (input cast) | the mean and variance are sums over many elements, and 1/sqrt(var + eps) is ill-conditioned in f16 |
+//! | reductions' results (sum, mean: f16 inputs are summed in f32) | long sums lose digits in f16 |
 //! | the bias gradient and every weight gradient | they are the scaled f32 sums the scaler unscales and checks; the master weights they update are f32 |
-//! | grouped convolutions | their groups are cut with `narrow`, which moves 32-bit words only (not converted yet) |
-//! | recurrent cells, attention's softmax, dropout masks, embeddings | not converted yet (their products still take f16 operands through `matmul_t`/`linear`) |
+//! | grouped convolutions, convolutions cut into several chunks, `cat`, `narrow`, `permute`, `index_select` (f16 inputs cast) | their copies move 32-bit words (not converted yet) |
+//! | recurrent cells (the projections cast), dropout (the input cast to its f32 mask), embeddings | gate math in f32 by the policy; dropout's mask and embeddings not converted yet |
 //!
-//! Gradients of the f16 operands (the upstream gradient cast for the backward products) are
-//! where underflow and overflow happen: the [`crate::amp::GradScaler`] scales the loss so
-//! they stay in f16's range, and skips a step whose gradients overflowed.
+//! Where f16 meets f32 (a binary op, the loss) the f16 side is cast to f32 by the `cast` op,
+//! whose backward casts the gradient back; autograd stores every gradient as its tensor is
+//! (a cast where an op returned the other type). Gradients of f16 values are where underflow
+//! and overflow happen: the [`crate::amp::GradScaler`] scales the loss so they stay in f16's
+//! range, and skips a step whose gradients overflowed.
 
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::copy::cast;

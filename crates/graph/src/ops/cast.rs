@@ -26,4 +26,14 @@ impl Tensor {
     pub fn float(&self) -> Result<Tensor> {
         self.cast(DType::F32)
     }
+
+    /// f16 values as f32 through the cast op, anything else as it is: how an f16 activation
+    /// enters an op the autocast policy keeps in f32, or one that moves 32-bit words.
+    pub(crate) fn in_f32(&self) -> Result<Tensor> {
+        if self.dtype() == DType::F16 {
+            self.float()
+        } else {
+            Ok(self.clone())
+        }
+    }
 }

@@ -9,6 +9,12 @@
 //! limit. With one chunk the forward's columns are kept for the weight gradient; with
 //! several, each chunk's columns are rebuilt in the backward pass, so memory never holds
 //! more than one chunk's columns beyond what PyTorch keeps (the input).
+//!
+//! Under autocast with one chunk and no groups, the input, columns, output and the input
+//! gradient are stored in f16 (`Plan::store`): the first layer's image is cast once, later
+//! layers take the f16 output of the one before. With groups or several chunks the
+//! slicing and joining (`narrow`, `concat`) move 32-bit words, so those stay f32 (the columns
+//! cast to f16 as they are made).
 
 use crate::amp::autocast::{half_if, half_operands, operand};
 use crate::error::{invalid, shape_err, Result};
@@ -16,13 +22,13 @@ use crate::ops::matmul::{check_fusable, save_activation, through_activation};
 use crate::ops::same_device;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::conv::{col2im, im2col, images_per_binding, Conv2dGeometry};
-use ferrograd_device::kernels::copy::{concat, narrow};
+use ferrograd_device::kernels::copy::{cast, concat, narrow};
 use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::kernels::elementwise::{binary, BinaryOp};
 use ferrograd_device::kernels::epilogue::{Bias, Epilogue};
-use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused};
+use ferrograd_device::kernels::matmul::{matmul_batch_sum, matmul_fused_stored};
 use ferrograd_device::kernels::reduce::sum_to_shape;
-use ferrograd_device::Array;
+use ferrograd_device::{Array, DType};
 
 /// Stride, padding, dilation and groups of a convolution (the kernel size comes from the weight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +66,9 @@ struct Plan {
     chunk: usize,
     /// the GEMMs take f16 operands (autocast): the columns are cast as they are made
     half: bool,
+    /// what the input, columns, output and input gradient are stored as (f16 under autocast
+    /// with one chunk and no groups)
+    store: DType,
 }
 
 impl Plan {
@@ -106,12 +115,13 @@ impl Plan {
         self.per_group(1, |k| {
             let bias = bias.map(|b| self.group(b, 0, k, og)).transpose()?;
             let epilogue = Epilogue { bias: bias.as_ref().map(Bias::PerRow), activation };
-            Ok(matmul_fused(
+            Ok(matmul_fused_stored(
                 &self.group(weight, 0, k, og)?,
                 &self.group(cols, 1, k, self.rows)?,
                 false,
                 false,
                 &epilogue,
+                self.store,
             )?)
         })
     }
@@ -127,8 +137,10 @@ impl Plan {
     /// The input gradient of one chunk of `len` images: `col2im(weight^T · grad)`.
     fn input_grad(&self, weight: &Array, grad: &Array, len: usize) -> Result<Array> {
         let og = self.out_ch / self.groups;
-        let dcols = self
-            .per_group(1, |k| Ok(matmul(&self.group(weight, 0, k, og)?, &self.group(grad, 1, k, og)?, true, false)?))?;
+        let dcols = self.per_group(1, |k| {
+            let (w, g) = (self.group(weight, 0, k, og)?, self.group(grad, 1, k, og)?);
+            Ok(matmul_fused_stored(&w, &g, true, false, &Epilogue::default(), self.store)?)
+        })?;
         let [_, c, h, w] = self.input;
         Ok(col2im(&dcols, &self.geometry, &[len, c, h, w])?)
     }
@@ -198,7 +210,9 @@ impl Tensor {
         plan.chunk = images.min(plan.input[0].max(1));
         // grouped convolutions stay f32: the groups are cut with `narrow`, which moves 32-bit words
         plan.half = plan.groups == 1 && half_operands(&self.device());
-        let (x, w2) = (self.data(), operand(weight, plan.half)?.reshape(&[plan.out_ch, plan.rows])?);
+        plan.store = if plan.half && plan.single_chunk() { DType::F16 } else { DType::F32 };
+        let x = cast(&self.data(), plan.store)?;
+        let w2 = operand(weight, plan.half)?.reshape(&[plan.out_ch, plan.rows])?;
         let [n, ..] = plan.input;
         let out_shape = [n, plan.out_ch, plan.pixels];
         let b = bias.map(|b| b.data());
@@ -280,5 +294,6 @@ fn plan(xs: &[usize], ws: &[usize], bias: Option<&[usize]>, o: &Conv2dOptions) -
         pixels: oh * ow,
         chunk: n.max(1),
         half: false,
+        store: DType::F32,
     })
 }

@@ -17,6 +17,8 @@ pub fn dropout(x: &Tensor, p: f32, training: bool, seed: u64) -> Result<Tensor> 
     }
     let keep = bernoulli(&x.device(), &x.shape(), seed, 1.0 - p)?;
     let mask = if p < 1.0 { scale(&keep, 1.0 / (1.0 - p))? } else { keep };
+    // the mask is f32 (the autocast policy): an f16 input is cast to it
+    let x = x.in_f32()?;
     let out = binary(BinaryOp::Mul, &x.data(), &mask)?;
-    Ok(Tensor::from_op("dropout", out, &[x], move |g, _| Ok(vec![Some(binary(BinaryOp::Mul, g, &mask)?)])))
+    Ok(Tensor::from_op("dropout", out, &[&x], move |g, _| Ok(vec![Some(binary(BinaryOp::Mul, g, &mask)?)])))
 }

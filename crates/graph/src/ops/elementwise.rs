@@ -6,7 +6,7 @@ use crate::ops::same_device;
 use crate::tensor::{scale, Tensor};
 use ferrograd_device::kernels::elementwise::{binary, binary_scalar, unary, unary_grad, BinaryOp, ScalarSide, UnaryOp};
 use ferrograd_device::kernels::reduce::sum_to_shape;
-use ferrograd_device::Array;
+use ferrograd_device::{Array, DType};
 
 /// `g` summed over the dimensions that broadcasting added to reach `shape`.
 pub(crate) fn unbroadcast(g: Array, shape: &[usize]) -> Result<Array> {
@@ -81,6 +81,11 @@ impl Tensor {
     /// Comparison ops give 0/1 and carry no gradient.
     pub fn binary(&self, op: BinaryOp, other: &Tensor) -> Result<Tensor> {
         same_device(op.name(), &[self, other])?;
+        let (da, db) = (self.dtype(), other.dtype());
+        if da != db && (da == DType::F16 || db == DType::F16) {
+            // f16 with f32 promotes to f32, as PyTorch's type promotion does
+            return self.in_f32()?.binary(op, &other.in_f32()?);
+        }
         let (a, b) = (self.data(), other.data());
         let out = binary(op, &a, &b)?;
         let saved_out = out.clone();

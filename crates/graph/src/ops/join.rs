@@ -16,6 +16,9 @@ impl Tensor {
         }
         same_device("cat", tensors)?;
         let d = axis("cat", dim, tensors[0].ndim())?;
+        // the moves take 32-bit words: f16 parts join as f32
+        let parts = tensors.iter().map(|t| t.in_f32()).collect::<Result<Vec<_>>>()?;
+        let tensors: Vec<&Tensor> = parts.iter().collect();
         let arrays: Vec<Array> = tensors.iter().map(|t| t.data()).collect();
         let refs: Vec<&Array> = arrays.iter().collect();
         let out = concat(&refs, d)?;
@@ -29,7 +32,7 @@ impl Tensor {
             }
             Ok(grads)
         };
-        Ok(Tensor::from_op("cat", out, tensors, backward))
+        Ok(Tensor::from_op("cat", out, &tensors, backward))
     }
 
     /// Stack equal-shaped tensors along a new dim `dim`.
@@ -48,11 +51,12 @@ impl Tensor {
 
     /// `len` entries of `dim` starting at `start` (a copy).
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
-        let x = self.data();
+        let this = self.in_f32()?;
+        let x = this.data();
         let d = axis("narrow", dim, x.ndim())?;
         let out = narrow(&x, d, start, len)?;
         let full = x.shape().to_vec();
-        Ok(Tensor::from_op("narrow", out, &[self], move |g, _| Ok(vec![Some(narrow_backward(g, &full, d, start)?)])))
+        Ok(Tensor::from_op("narrow", out, &[&this], move |g, _| Ok(vec![Some(narrow_backward(g, &full, d, start)?)])))
     }
 
     /// Entry `index` of `dim`, with that dim removed.
@@ -83,12 +87,13 @@ impl Tensor {
     /// Entries of `dim` picked by `indices` (a u32 tensor, any shape flattened to 1-D order).
     pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Tensor> {
         same_device("index_select", &[self, indices])?;
-        let x = self.data();
+        let this = self.in_f32()?;
+        let x = this.data();
         let d = axis("index_select", dim, x.ndim())?;
         let idx = indices.data();
         let out = index_select(&x, d, &idx)?;
         let full = x.shape().to_vec();
-        Ok(Tensor::from_op("index_select", out, &[self], move |g, _| {
+        Ok(Tensor::from_op("index_select", out, &[&this], move |g, _| {
             Ok(vec![Some(index_select_backward(g, &full, d, &idx)?)])
         }))
     }

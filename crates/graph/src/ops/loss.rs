@@ -24,7 +24,7 @@ fn rows(op: &'static str, scores: &Tensor, targets: &Tensor) -> Result<(Tensor, 
 /// Per-sample cross-entropy `[N]` of logits `[N, C]` against u32 targets `[N]`.
 pub fn cross_entropy_per_sample(logits: &Tensor, targets: &Tensor, label_smoothing: f32) -> Result<Tensor> {
     crate::range::Allowed::Fraction.check("label_smoothing", label_smoothing as f64)?;
-    let (logits, t) = rows("cross_entropy", logits, targets)?;
+    let (logits, t) = rows("cross_entropy", &logits.in_f32()?, targets)?;
     let (loss, log_probs) = ce_kernel(&logits.data(), &t, label_smoothing)?;
     Ok(Tensor::from_op("cross_entropy", loss, &[&logits], move |g, _| {
         Ok(vec![Some(cross_entropy_backward(&log_probs, &t, label_smoothing, g)?)])
@@ -51,7 +51,7 @@ pub fn one_hot(targets: &Tensor, classes: usize) -> Result<Tensor> {
 
 /// Mean negative log-likelihood of `log_probs [..., C]` at `targets [...]` (u32).
 pub fn nll_loss(log_probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (lp, _) = rows("nll_loss", log_probs, targets)?;
+    let (lp, _) = rows("nll_loss", &log_probs.in_f32()?, targets)?;
     let c = lp.shape()[1];
     let hot = one_hot(targets, c)?;
     lp.mul(&hot)?.sum(&[1], false)?.mean_all()?.neg()
@@ -62,7 +62,7 @@ pub fn mse_loss(input: &Tensor, target: &Tensor) -> Result<Tensor> {
     if input.shape() != target.shape() {
         return shape_err("mse_loss", format!("input {:?} and target {:?} differ", input.shape(), target.shape()));
     }
-    input.sub(target)?.square()?.mean_all()
+    input.in_f32()?.sub(&target.in_f32()?)?.square()?.mean_all()
 }
 
 /// Mean of `-[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))]`, computed stably as
@@ -74,6 +74,7 @@ pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor) -> Res
             format!("logits {:?} and target {:?} differ", logits.shape(), target.shape()),
         );
     }
+    let (logits, target) = (&logits.in_f32()?, &target.in_f32()?);
     let softplus_neg_abs = logits.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?;
     logits.relu()?.sub(&logits.mul(target)?)?.add(&softplus_neg_abs)?.mean_all()
 }

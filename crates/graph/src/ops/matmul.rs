@@ -1,5 +1,7 @@
 //! Matrix products: `matmul` (2-D or batched; the batch dims must be equal or one side 2-D)
-//! with optional transposes, and `linear` (`x @ w^T + b`, PyTorch's layout).
+//! with optional transposes, and `linear` (`x @ w^T + b`, PyTorch's layout). Under autocast
+//! `linear` stores its output in f16; each gradient is stored as its tensor is (a weight's in
+//! f32, an f16 activation's in f16).
 
 use crate::amp::autocast::{half_if, half_operands, operand};
 use crate::error::{invalid, Result};
@@ -7,22 +9,24 @@ use crate::ops::same_device;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::elementwise::{unary_grad, UnaryOp};
 use ferrograd_device::kernels::epilogue::{fusable, Bias, Epilogue};
-use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused_stored};
 use ferrograd_device::kernels::reduce::sum_to_shape;
-use ferrograd_device::Array;
+use ferrograd_device::{Array, DType};
 
 /// The gradient of `operand` as `op(x) · op(y)`: summed over the batch inside the product when
 /// the operand is 2-D and was applied to a batch (a shared weight), so no per-batch
-/// gradients are materialised.
-fn gradient(operand: &Array, x: &Array, y: &Array, tx: bool, ty: bool) -> Result<Array> {
+/// gradients are materialised (that sum is f32); otherwise stored as `out`.
+fn gradient(operand: &Array, x: &Array, y: &Array, tx: bool, ty: bool, out: DType) -> Result<Array> {
     if operand.ndim() == 2 && x.ndim() > 2 {
         Ok(matmul_batch_sum(x, y, tx, ty)?)
     } else {
-        Ok(matmul(x, y, tx, ty)?)
+        Ok(matmul_fused_stored(x, y, tx, ty, &Default::default(), out)?)
     }
 }
 
-/// The gradients of `op(a) · op(b)` for upstream `g`: each only if needed.
+/// The gradients of `op(a) · op(b)` for upstream `g`: each only if needed, stored as `out`
+/// says (the dtypes of the tensors `a` and `b` are operands of).
+#[allow(clippy::too_many_arguments)]
 fn product_grads(
     a: &Array,
     b: &Array,
@@ -30,20 +34,21 @@ fn product_grads(
     trans_a: bool,
     trans_b: bool,
     needs: [bool; 2],
+    out: [DType; 2],
 ) -> Result<(Option<Array>, Option<Array>)> {
     let ga = if !needs[0] {
         None
     } else if trans_a {
-        Some(gradient(a, b, g, trans_b, true)?)
+        Some(gradient(a, b, g, trans_b, true, out[0])?)
     } else {
-        Some(gradient(a, g, b, false, !trans_b)?)
+        Some(gradient(a, g, b, false, !trans_b, out[0])?)
     };
     let gb = if !needs[1] {
         None
     } else if trans_b {
-        Some(gradient(b, g, a, true, trans_a)?)
+        Some(gradient(b, g, a, true, trans_a, out[1])?)
     } else {
-        Some(gradient(b, a, g, !trans_a, false)?)
+        Some(gradient(b, a, g, !trans_a, false, out[1])?)
     };
     Ok((ga, gb))
 }
@@ -76,9 +81,10 @@ impl Tensor {
         let half = half_operands(&same_device("matmul", &[self, other])?);
         let (a, b) = (operand(self, half)?, operand(other, half)?);
         let out = matmul(&a, &b, trans_a, trans_b)?;
+        let stored = [self.dtype(), other.dtype()];
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
             let g = half_if(g.clone(), half)?;
-            let (ga, gb) = product_grads(&a, &b, &g, trans_a, trans_b, [needs[0], needs[1]])?;
+            let (ga, gb) = product_grads(&a, &b, &g, trans_a, trans_b, [needs[0], needs[1]], stored)?;
             Ok(vec![ga, gb])
         };
         Ok(Tensor::from_op("matmul", out, &[self, other], backward))
@@ -105,12 +111,14 @@ impl Tensor {
         let (x, w) = (operand(self, half)?, operand(weight, half)?);
         let b = bias.map(|b| b.data());
         let epilogue = Epilogue { bias: b.as_ref().map(Bias::PerColumn), activation };
-        let y = matmul_fused(&x, &w, false, true, &epilogue)?;
+        let y = matmul_fused_stored(&x, &w, false, true, &epilogue, if half { DType::F16 } else { DType::F32 })?;
         let saved = save_activation(activation, &y);
         let out_features = w.shape()[0];
+        let stored = [self.dtype(), weight.dtype()];
         let backward = move |g: &Array, needs: &[bool]| -> Result<Vec<Option<Array>>> {
             let g = through_activation(&saved, g)?;
-            let (gx, gw) = product_grads(&x, &w, &half_if(g.clone(), half)?, false, true, [needs[0], needs[1]])?;
+            let g16 = half_if(g.clone(), half)?;
+            let (gx, gw) = product_grads(&x, &w, &g16, false, true, [needs[0], needs[1]], stored)?;
             let mut grads = vec![gx, gw];
             if needs.len() > 2 {
                 grads.push(if needs[2] { Some(sum_to_shape(&g, &[out_features])?) } else { None });

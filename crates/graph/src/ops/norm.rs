@@ -95,6 +95,8 @@ pub fn layer_norm(
     bias: Option<&Tensor>,
     eps: f32,
 ) -> Result<Tensor> {
+    // f32 storage (the autocast policy keeps layer norm in f32)
+    let x = &x.in_f32()?;
     let shape = x.shape();
     let k = normalized_shape.len();
     if k == 0 || shape.len() < k || shape[shape.len() - k..] != *normalized_shape {

@@ -29,6 +29,8 @@ fn wanted(needs: &[bool], grads: Vec<Array>) -> Vec<Option<Array>> {
 /// `h_t = tanh(xw + b_ih + hw + b_hh)`; `xw, hw: [B, H]`, `b_ih, b_hh: [H]`.
 pub fn rnn_cell(xw: &Tensor, hw: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
     same_device("rnn_cell", &[xw, hw, b_ih, b_hh])?;
+    // gate math in f32 (the autocast policy): f16 projections are cast to it
+    let (xw, hw) = (&xw.in_f32()?, &hw.in_f32()?);
     let h_t = rnn::rnn_cell_forward(&xw.data(), &hw.data(), &b_ih.data(), &b_hh.data())?;
     let saved = h_t.clone();
     Ok(Tensor::from_op("rnn_cell", h_t, &[xw, hw, b_ih, b_hh], move |g, needs| {
@@ -44,6 +46,7 @@ pub fn rnn_cell(xw: &Tensor, hw: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Resul
 /// so a gradient reaching either one flows back through the same fused backward kernel.
 pub fn lstm_cell(xw: &Tensor, hw: &Tensor, b_ih: &Tensor, b_hh: &Tensor, c_prev: &Tensor) -> Result<(Tensor, Tensor)> {
     same_device("lstm_cell", &[xw, hw, b_ih, b_hh, c_prev])?;
+    let (xw, hw) = (&xw.in_f32()?, &hw.in_f32()?);
     let cp = c_prev.data();
     let (h_t, c_t, gates) = rnn::lstm_cell_forward(&xw.data(), &hw.data(), &b_ih.data(), &b_hh.data(), &cp)?;
     let (b, h) = (cp.shape()[0], cp.shape()[1]);
@@ -62,6 +65,7 @@ pub fn lstm_cell(xw: &Tensor, hw: &Tensor, b_ih: &Tensor, b_hh: &Tensor, c_prev:
 /// `h_prev: [B, H]` -> `h_t`. The reset gate scales `hw_n + b_hn`, as in PyTorch.
 pub fn gru_cell(xw: &Tensor, hw: &Tensor, b_ih: &Tensor, b_hh: &Tensor, h_prev: &Tensor) -> Result<Tensor> {
     same_device("gru_cell", &[xw, hw, b_ih, b_hh, h_prev])?;
+    let (xw, hw) = (&xw.in_f32()?, &hw.in_f32()?);
     let hp = h_prev.data();
     let (h_t, saved) = rnn::gru_cell_forward(&xw.data(), &hw.data(), &b_ih.data(), &b_hh.data(), &hp)?;
     Ok(Tensor::from_op("gru_cell", h_t, &[xw, hw, b_ih, b_hh, h_prev], move |g, needs| {

@@ -87,12 +87,13 @@ impl Tensor {
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return Ok(self.clone());
         }
-        let out = permute(&self.data(), perm)?;
+        let this = self.in_f32()?;
+        let out = permute(&this.data(), perm)?;
         let mut inverse = vec![0; n];
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        Ok(Tensor::from_op("permute", out, &[self], move |g, _| Ok(vec![Some(permute(g, &inverse)?)])))
+        Ok(Tensor::from_op("permute", out, &[&this], move |g, _| Ok(vec![Some(permute(g, &inverse)?)])))
     }
 
     /// Swap two dims.

@@ -19,7 +19,7 @@ impl Tensor {
 
     /// `exp(x) / sum(exp(x))` along `dim`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
-        self.along_last(dim, |x| {
+        self.in_f32()?.along_last(dim, |x| {
             let y = softmax(&x.data())?;
             let saved = y.clone();
             Ok(Tensor::from_op("softmax", y, &[x], move |g, _| Ok(vec![Some(softmax_backward(&saved, g)?)])))
@@ -28,7 +28,7 @@ impl Tensor {
 
     /// `x - log(sum(exp(x)))` along `dim`, computed stably.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
-        self.along_last(dim, |x| {
+        self.in_f32()?.along_last(dim, |x| {
             let y = log_softmax(&x.data())?;
             let saved = y.clone();
             Ok(Tensor::from_op("log_softmax", y, &[x], move |g, _| Ok(vec![Some(log_softmax_backward(&saved, g)?)])))

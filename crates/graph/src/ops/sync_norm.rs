@@ -46,6 +46,8 @@ pub fn batch_norm_synced(
     eps: f32,
     sum: Arc<dyn ReplicaSum>,
 ) -> Result<Tensor> {
+    // composed from f32 ops: an f16 activation is cast first
+    let x = &x.in_f32()?;
     let shape = x.shape();
     let c = shape[1];
     let count = (x.numel() / c.max(1)) as f64;
