@@ -3,7 +3,7 @@
 //!
 //! | runs in f16 (operands), f32 accumulation and f32 output | why |
 //! |---|---|
-//! | `conv2d` (its im2col columns and weight), `linear`, `matmul_t` | the products are where the time goes and where tensor cores (cooperative matrices) help; accumulating in f32 keeps K-long sums exact enough |
+//! | `conv2d` (its im2col columns and weight; grouped ones too), `linear`, `matmul_t` | the products are where the time goes and where tensor cores (cooperative matrices) help; accumulating in f32 keeps K-long sums exact enough |
 //! | their backward products (the upstream gradient, cast) | the same products, transposed |
 //!
 //! | stays f32 | why |
@@ -13,7 +13,6 @@
 //! | batch norm, layer norm | the mean and variance are sums over many elements, and 1/sqrt(var + eps) is ill-conditioned in f16 |
 //! | reductions (sum, mean) | long sums lose digits in f16 |
 //! | the bias gradient and every weight gradient | they are the scaled f32 sums the scaler unscales and checks; the master weights they update are f32 |
-//! | grouped convolutions | their groups are cut with `narrow`, which moves 32-bit words only (not converted yet) |
 //! | recurrent cells, attention's softmax, dropout masks, embeddings | not converted yet (their products still take f16 operands through `matmul_t`/`linear`) |
 //!
 //! Gradients of the f16 operands (the upstream gradient cast for the backward products) are
