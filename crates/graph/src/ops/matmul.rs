@@ -1,5 +1,6 @@
-//! Matrix products: `matmul` (2-D or batched; the batch dims must be equal or one side 2-D)
-//! with optional transposes, and `linear` (`x @ w^T + b`, PyTorch's layout).
+//! Matrix products: `matmul` (2-D or batched; the batch dims must be equal, or one side's a
+//! suffix of the other's: 2-D, or per group as `[G, M, K] @ [N, G, K, P]`) with optional
+//! transposes, and `linear` (`x @ w^T + b`, PyTorch's layout).
 
 use crate::amp::autocast::{half_if, half_operands, operand};
 use crate::error::{invalid, Result};
@@ -7,16 +8,25 @@ use crate::ops::same_device;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::elementwise::{unary_grad, UnaryOp};
 use ferrograd_device::kernels::epilogue::{fusable, Bias, Epilogue};
-use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused, matmul_group_sums};
 use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::Array;
 
 /// The gradient of `operand` as `op(x) · op(y)`: summed over the batch inside the product when
-/// the operand is 2-D and was applied to a batch (a shared weight), so no per-batch
-/// gradients are materialised.
+/// the operand is 2-D and was applied to a batch (a shared weight), or over the leading batch
+/// dims per group when its batch dims are a suffix of the batch's (a grouped weight), so no
+/// per-batch gradients are materialised.
 fn gradient(operand: &Array, x: &Array, y: &Array, tx: bool, ty: bool) -> Result<Array> {
-    if operand.ndim() == 2 && x.ndim() > 2 {
+    let (nd, xd) = (operand.ndim(), x.ndim());
+    if nd == 2 && xd > 2 {
         Ok(matmul_batch_sum(x, y, tx, ty)?)
+    } else if nd < xd {
+        let groups: usize = operand.shape()[..nd - 2].iter().product();
+        let as_groups = |a: &Array| {
+            let [r, c] = [a.shape()[xd - 2], a.shape()[xd - 1]];
+            a.reshape(&[a.numel() / (groups * r * c).max(1), groups, r, c])
+        };
+        Ok(matmul_group_sums(&as_groups(x)?, &as_groups(y)?, tx, ty)?.reshape(operand.shape())?)
     } else {
         Ok(matmul(x, y, tx, ty)?)
     }
