@@ -18,6 +18,10 @@
 
 override SHARED_A: bool = false;
 override LOCAL_A: bool = false;
+// GROUP_Z: the group is the workgroup's z and the batches folded into x are its images (from
+// image P.batch0), so a per-group A shared by the images (a grouped convolution's weight) sits
+// at one address for the whole workgroup, as SHARED_A makes it for an ungrouped one.
+override GROUP_Z: bool = false;
 // VEC_B: B's four columns are one aligned load (not TRANS_B, N and B's batch stride multiples
 // of 4; the launcher checks): lavapipe pays per load and lane, so this quarters B's cost.
 override VEC_B: bool = false;
@@ -61,9 +65,15 @@ fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
     }
     // images [range.x, range.y) of `group` summed into this invocation's C: its batch's one,
     // or with REDUCE split slot / q's share, into partial slot / q (see batch_range)
-    let range = batch_range(slot / q);
-    let group = group_of(slot / q);
-    let cbase = c_base(slot / q);
+    var range = batch_range(slot / q);
+    var group = group_of(slot / q);
+    var cbase = c_base(slot / q);
+    if (GROUP_Z) {
+        let image = P.batch0 + slot / q;
+        range = vec2<u32>(image, image + 1u);
+        group = wid.z;
+        cbase = (image * P.groups + group) * P.sc;
+    }
     let bias0 = bias_base(group);
     // LOCAL_A: A's copy starts at the dispatch's first batch
     let alocal = select(0u, a_base(P.batch0 / P.groups, P.batch0 % P.groups), LOCAL_A);

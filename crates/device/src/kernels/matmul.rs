@@ -712,8 +712,11 @@ fn launch(
     if variant != Variant::Coop {
         constants.extend(epilogue_constants);
     }
+    // rows8 over a per-group A: the groups along z, the images folded into x (see GROUP_Z)
+    let group_z = fold && p.groups > 1 && p.a_stride == 0;
     if fold {
         constants.push(("SHARED_A", shared_a as u32 as f64));
+        constants.push(("GROUP_Z", group_z as u32 as f64));
         // a per-group A shared by the images is copied whole and read as bound
         constants.push(("LOCAL_A", (ubo && p.a_stride != 0) as u32 as f64));
         constants.extend(wide_loads(shader, p));
@@ -726,11 +729,12 @@ fn launch(
     let per = g.caps().max_groups_per_dim.max(1) as usize;
     let per = if fold { (per * tn / p.n.next_multiple_of(4).max(4)).max(1) } else { per };
     let per = if ubo && p.a_stride != 0 { per.min(UBO_A_ELEMENTS / (p.m * p.k).max(1)).max(1) } else { per };
+    let (batches, gz_fold) = if group_z { (p.batch / p.groups, words(p.groups)?) } else { (p.batch, 1) };
     let mut b0 = 0;
-    while b0 < p.batch {
-        let nb = per.min(p.batch - b0);
+    while b0 < batches {
+        let nb = per.min(batches - b0);
         let (gx, gz) = if fold {
-            (words((nb * p.n.next_multiple_of(4)).div_ceil(tn))?, 1)
+            (words((nb * p.n.next_multiple_of(4)).div_ceil(tn))?, gz_fold)
         } else {
             (words(p.n.div_ceil(tn))?, nb as u32)
         };
