@@ -19,7 +19,8 @@ fn launches(device: &Device, groups: usize, rng: &mut Rng) -> (u64, u64) {
     let (x, w, b) = (rng.vec(INPUT.iter().product()), rng.vec(ws.iter().product()), rng.vec(OUT));
     let o = Conv2dOptions { groups, ..Conv2dOptions::new(2, 1) };
     let run = |device: &Device| {
-        let t = |v: &[f32], s: &[usize]| Tensor::new(Array::from_f32(device, v, s).unwrap()).requires_grad_(true).unwrap();
+        let t =
+            |v: &[f32], s: &[usize]| Tensor::new(Array::from_f32(device, v, s).unwrap()).requires_grad_(true).unwrap();
         let (xt, wt, bt) = (t(&x, &INPUT), t(&w, &ws), t(&b, &[OUT]));
         let ctx = device.gpu_context().cloned();
         let count = || ctx.as_ref().map_or(0, |c| c.stats().dispatches);
@@ -30,8 +31,8 @@ fn launches(device: &Device, groups: usize, rng: &mut Rng) -> (u64, u64) {
         let before = count();
         y.backward_with(&seed).unwrap();
         let backward = count() - before;
-        let values = [y.data(), xt.grad().unwrap(), wt.grad().unwrap(), bt.grad().unwrap()]
-            .map(|a| a.to_f64_vec().unwrap());
+        let values =
+            [y.data(), xt.grad().unwrap(), wt.grad().unwrap(), bt.grad().unwrap()].map(|a| a.to_f64_vec().unwrap());
         (forward, backward, values)
     };
     let (forward, backward, got) = run(device);

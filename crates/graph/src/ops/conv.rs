@@ -106,7 +106,8 @@ impl Plan {
         activation: Option<UnaryOp>,
     ) -> Result<Array> {
         let epilogue = Epilogue { bias: bias.map(Bias::PerRow), activation };
-        let y = matmul_fused(&self.grouped_weight(weight)?, &self.per_group(cols, self.rows)?, false, false, &epilogue)?;
+        let y =
+            matmul_fused(&self.grouped_weight(weight)?, &self.per_group(cols, self.rows)?, false, false, &epilogue)?;
         Ok(y.reshape(&[cols.shape()[0], self.out_ch, self.pixels])?)
     }
 
