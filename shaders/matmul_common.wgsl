@@ -23,26 +23,59 @@ struct Params {
     N: u32,
     K: u32,
     batch0: u32, // batch index of workgroup z = 0 (batches past the grid limit go in later dispatches)
-    sa: u32,     // elements between batches of A (0: one A shared by every batch)
+    sa: u32,     // elements between images of A (0: one A shared by every image)
     sb: u32,     // same for B
     sc: u32,     // same for C (M * N)
-    nb: u32,     // batches this dispatch covers (kernels that fold the batch into N); REDUCE: per split
-    nbatch: u32, // REDUCE: batches in all
+    nb: u32,     // batches this dispatch covers (kernels that fold the batch into N); REDUCE: images per split
+    nbatch: u32, // REDUCE: images in all
     alpha: f32,  // ACT 2: the leaky relu's slope
+    groups: u32, // batch b is image b / groups of group b % groups (1: no groups)
+    sag: u32,    // elements between groups of A (0: one A for every group)
+    sbg: u32,    // same for B
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(3) var<storage, read_write> MC: array<CT>;
 @group(0) @binding(4) var<storage, read> MBIAS: array<f32>;
 
-// The batches [x, y) workgroup z multiplies: its own one, or with REDUCE its split's share.
+// Groups: a product's batch b is image b / P.groups of group b % P.groups. The shorter
+// operand of a broadcast ([G, M, K] against [N, G, K, P]: a grouped convolution's weight
+// against its columns) steps by group only (sa = 0); without groups (P.groups = 1) the batch
+// is the image. C is always [batch, M, N].
+
+// The images [x, y) workgroup z multiplies: its batch's one, or with REDUCE its split's share
+// (workgroup z sums split z / P.groups of group z % P.groups into partial C number z).
 fn batch_range(z: u32) -> vec2<u32> {
     if (REDUCE) {
-        let lo = z * P.nb;
+        let lo = (z / P.groups) * P.nb;
         return vec2<u32>(lo, min(lo + P.nb, P.nbatch));
     }
-    return vec2<u32>(P.batch0 + z, P.batch0 + z + 1u);
+    let image = (P.batch0 + z) / P.groups;
+    return vec2<u32>(image, image + 1u);
+}
+
+// The group workgroup z multiplies.
+fn group_of(z: u32) -> u32 {
+    if (REDUCE) {
+        return z % P.groups;
+    }
+    return (P.batch0 + z) % P.groups;
+}
+
+// Where A and B of one image and group start.
+fn a_base(image: u32, group: u32) -> u32 {
+    return image * P.sa + group * P.sag;
+}
+
+fn b_base(image: u32, group: u32) -> u32 {
+    return image * P.sb + group * P.sbg;
+}
+
+// Where a group's bias starts (a grouped convolution's bias holds one vector per group).
+fn bias_base(group: u32) -> u32 {
+    return select(group * P.N, group * P.M, BIAS == 1u);
 }
 
 // Where workgroup z's C starts: its batch's, or with REDUCE its partial's.
@@ -92,13 +125,13 @@ fn b_slot(e: u32, bn: u32, bk: u32) -> vec2<u32> {
     return vec2<u32>(e / bn, e % bn);
 }
 
-// C's value at (m, n) from the product `v`, after the epilogue.
-fn epilogue(m: u32, n: u32, v: f32) -> f32 {
+// C's value at (m, n) from the product `v`, after the epilogue; the bias from MBIAS[bias0..].
+fn epilogue(bias0: u32, m: u32, n: u32, v: f32) -> f32 {
     var y = v;
     if (BIAS == 1u) {
-        y = y + MBIAS[m];
+        y = y + MBIAS[bias0 + m];
     } else if (BIAS == 2u) {
-        y = y + MBIAS[n];
+        y = y + MBIAS[bias0 + n];
     }
     switch ACT {
         case 1u: { y = max(y, 0.0); }
@@ -110,8 +143,8 @@ fn epilogue(m: u32, n: u32, v: f32) -> f32 {
     return y;
 }
 
-// Columns n..n+3 of row m of C (batch at `base`), skipping what lies outside.
-fn store_c(base: u32, m: u32, n: u32, product: vec4<f32>) {
+// Columns n..n+3 of row m of C (batch at `base`, its bias at `bias0`), skipping what lies outside.
+fn store_c(base: u32, bias0: u32, m: u32, n: u32, product: vec4<f32>) {
     if (m >= P.M) {
         return;
     }
@@ -119,10 +152,10 @@ fn store_c(base: u32, m: u32, n: u32, product: vec4<f32>) {
     if (BIAS != 0u || ACT != 0u) {
         let last = P.N - 1u;
         v = vec4<f32>(
-            epilogue(m, n, v.x),
-            epilogue(m, min(n + 1u, last), v.y),
-            epilogue(m, min(n + 2u, last), v.z),
-            epilogue(m, min(n + 3u, last), v.w),
+            epilogue(bias0, m, n, v.x),
+            epilogue(bias0, m, min(n + 1u, last), v.y),
+            epilogue(bias0, m, min(n + 2u, last), v.z),
+            epilogue(bias0, m, min(n + 3u, last), v.w),
         );
     }
     let row = base + m * P.N;

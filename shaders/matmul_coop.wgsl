@@ -47,10 +47,11 @@ fn coop(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let lane = lid % 32u;
     let sgm = sg / 2u;
     let sgn = sg % 2u;
-    let batch = P.batch0 + wid.z;
-    let abase = batch * P.sa;
-    let bbase = batch * P.sb;
-    let cbase = batch * P.sc;
+    let image = batch_range(wid.z).x;
+    let group = group_of(wid.z);
+    let abase = a_base(image, group);
+    let bbase = b_base(image, group);
+    let cbase = c_base(wid.z);
     let bm0 = wid.y * 128u;
     let bn0 = wid.x * 128u;
     var c0_0 = coop_mat16x16<f32, C>();

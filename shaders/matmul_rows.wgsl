@@ -10,12 +10,18 @@
 // 4 * (i % Q) + 0..3, Q = ceil(N / 4). Rows and columns past the edge are computed on clamped
 // indices and not stored; invocations past the last column block return at once. Dispatch: (ceil(nb * Q / 64), ceil(M / 8), 1), nb = P.nb batches.
 // REDUCE: splits take the batches' place: invocation i sums split i / Q's batches, (ceil(splits * Q / 64), ceil(M / 8), 1).
-// SHARED_A (set when P.sa == 0) makes every A address the same for the whole workgroup, which
-// lets lavapipe load A from a uniform buffer once instead of lane by lane (matmul_ubo.wgsl).
-// LOCAL_A: A holds only this dispatch's batches, from P.batch0 on (a uniform-buffer copy).
+// SHARED_A (set when one A serves every batch) makes every A address the same for the whole
+// workgroup, which lets lavapipe load A from a uniform buffer once instead of lane by lane
+// (matmul_ubo.wgsl). LOCAL_A: A holds only this dispatch's batches, from P.batch0 on (a
+// uniform-buffer copy of consecutive batches; a per-group A shared by the images is copied
+// whole instead, and read as bound).
 
 override SHARED_A: bool = false;
 override LOCAL_A: bool = false;
+// GROUP_Z: the group is the workgroup's z and the batches folded into x are its images (from
+// image P.batch0), so a per-group A shared by the images (a grouped convolution's weight) sits
+// at one address for the whole workgroup, as SHARED_A makes it for an ungrouped one.
+override GROUP_Z: bool = false;
 // VEC_B: B's four columns are one aligned load (not TRANS_B, N and B's batch stride multiples
 // of 4; the launcher checks): lavapipe pays per load and lane, so this quarters B's cost.
 override VEC_B: bool = false;
@@ -52,22 +58,25 @@ fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
     let q = (P.N + 3u) / 4u;
     let slot = wid.x * 64u + lid;
     // (lavapipe skips the loads of lanes that have left, which the edge workgroup's mostly are)
-    // with REDUCE the splits are folded into x as the batches are otherwise
-    let folded = select(P.nb, (P.nbatch + P.nb - 1u) / P.nb, REDUCE);
+    // with REDUCE the (split, group) pairs are folded into x as the batches are otherwise
+    let folded = select(P.nb, (P.nbatch + P.nb - 1u) / P.nb * P.groups, REDUCE);
     if (slot >= q * folded) {
         return;
     }
-    // batches [lo, hi) summed into this invocation's C: its own one, or with REDUCE split
-    // slot / q's share, into partial slot / q
-    var lo = P.batch0 + slot / q;
-    var hi = lo + 1u;
-    var cbase = lo * P.sc;
-    if (REDUCE) {
-        let range = batch_range(slot / q);
-        lo = range.x;
-        hi = range.y;
-        cbase = c_base(slot / q);
+    // images [range.x, range.y) of `group` summed into this invocation's C: its batch's one,
+    // or with REDUCE split slot / q's share, into partial slot / q (see batch_range)
+    var range = batch_range(slot / q);
+    var group = group_of(slot / q);
+    var cbase = c_base(slot / q);
+    if (GROUP_Z) {
+        let image = P.batch0 + slot / q;
+        range = vec2<u32>(image, image + 1u);
+        group = wid.z;
+        cbase = (image * P.groups + group) * P.sc;
     }
+    let bias0 = bias_base(group);
+    // LOCAL_A: A's copy starts at the dispatch's first batch
+    let alocal = select(0u, a_base(P.batch0 / P.groups, P.batch0 % P.groups), LOCAL_A);
     let n0 = (slot % q) * 4u;
     let arow = select(P.K, 1u, TRANS_A);
     let acol = select(1u, P.M, TRANS_A);
@@ -94,15 +103,12 @@ fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
-    for (var batch = lo; batch < hi; batch = batch + 1u) {
-        var abase = batch * P.sa;
-        if (LOCAL_A) {
-            abase = (batch - P.batch0) * P.sa;
-        }
+    for (var image = range.x; image < range.y; image = image + 1u) {
+        var abase = a_base(image, group) - alocal;
         if (SHARED_A) {
             abase = 0u;
         }
-        let bb = boff + vec4<u32>(batch * P.sb);
+        let bb = boff + vec4<u32>(b_base(image, group));
         if (A_K4) {
             for (var k = 0u; k < P.K; k = k + 4u) {
                 let ak = abase + k;
@@ -177,12 +183,12 @@ fn rows8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
             acc7 = fma(vec4<f32>(load_a(r7 + ak)), bv, acc7);
         }
     }
-    store_c(cbase, m0 + 0u, n0, acc0);
-    store_c(cbase, m0 + 1u, n0, acc1);
-    store_c(cbase, m0 + 2u, n0, acc2);
-    store_c(cbase, m0 + 3u, n0, acc3);
-    store_c(cbase, m0 + 4u, n0, acc4);
-    store_c(cbase, m0 + 5u, n0, acc5);
-    store_c(cbase, m0 + 6u, n0, acc6);
-    store_c(cbase, m0 + 7u, n0, acc7);
+    store_c(cbase, bias0, m0 + 0u, n0, acc0);
+    store_c(cbase, bias0, m0 + 1u, n0, acc1);
+    store_c(cbase, bias0, m0 + 2u, n0, acc2);
+    store_c(cbase, bias0, m0 + 3u, n0, acc3);
+    store_c(cbase, bias0, m0 + 4u, n0, acc4);
+    store_c(cbase, bias0, m0 + 5u, n0, acc5);
+    store_c(cbase, bias0, m0 + 6u, n0, acc6);
+    store_c(cbase, bias0, m0 + 7u, n0, acc7);
 }

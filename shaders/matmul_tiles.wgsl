@@ -24,7 +24,9 @@ fn put_b64(f: u32, v: f32) {
 @compute @workgroup_size(256)
 fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let range = batch_range(wid.z);
+    let group = group_of(wid.z);
     let cbase = c_base(wid.z);
+    let bias0 = bias_base(group);
     let bm0 = wid.y * 64u;
     let bn0 = wid.x * 64u;
     // thread (tx, ty) owns rows ty*4 + 0..3 and columns tx*4 + 0..3 of the tile
@@ -44,13 +46,13 @@ fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
     var acc3_0 = vec4<f32>(0.0);
     var pa: vec4<f32>;
     var pb: vec4<f32>;
-    // slab t covers batch range.x + t / kt, k from (t % kt) * 16 (REDUCE sums several batches)
+    // slab t covers image range.x + t / kt, k from (t % kt) * 16 (REDUCE sums several batches)
     let kt = (P.K + 15u) / 16u;
     let ntiles = (range.y - range.x) * kt;
     {
         let k0 = 0u;
-        let abase = range.x * P.sa;
-        let bbase = range.x * P.sb;
+        let abase = a_base(range.x, group);
+        let bbase = b_base(range.x, group);
         let buf = 0u;
         pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
         pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
@@ -76,8 +78,8 @@ fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
         if (more) {
             let slab = range.x + (t + 1u) / kt;
             let k0 = ((t + 1u) % kt) * 16u;
-            let abase = slab * P.sa;
-            let bbase = slab * P.sb;
+            let abase = a_base(slab, group);
+            let bbase = b_base(slab, group);
             pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
             pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
             pa.y = a_at(abase, bm0 + sa1.x, k0 + sa1.y);
@@ -109,10 +111,10 @@ fn tile64(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
         }
         workgroupBarrier();
     }
-    store_c(cbase, bm0 + ty * 4u + 0u, bn0 + tx * 4u, acc0_0);
-    store_c(cbase, bm0 + ty * 4u + 1u, bn0 + tx * 4u, acc1_0);
-    store_c(cbase, bm0 + ty * 4u + 2u, bn0 + tx * 4u, acc2_0);
-    store_c(cbase, bm0 + ty * 4u + 3u, bn0 + tx * 4u, acc3_0);
+    store_c(cbase, bias0, bm0 + ty * 4u + 0u, bn0 + tx * 4u, acc0_0);
+    store_c(cbase, bias0, bm0 + ty * 4u + 1u, bn0 + tx * 4u, acc1_0);
+    store_c(cbase, bias0, bm0 + ty * 4u + 2u, bn0 + tx * 4u, acc2_0);
+    store_c(cbase, bias0, bm0 + ty * 4u + 3u, bn0 + tx * 4u, acc3_0);
 }
 
 // ---- tile128: 128x128 tile of C, 8x8 per thread, K slabs of 8 (large problems)
@@ -130,7 +132,9 @@ fn put_b128(f: u32, v: f32) {
 @compute @workgroup_size(256)
 fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let range = batch_range(wid.z);
+    let group = group_of(wid.z);
     let cbase = c_base(wid.z);
+    let bias0 = bias_base(group);
     let bm0 = wid.y * 128u;
     let bn0 = wid.x * 128u;
     // thread (tx, ty) owns rows {ty*4, 64 + ty*4} + 0..3 and columns {tx*4, 64 + tx*4} + 0..3
@@ -165,13 +169,13 @@ fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
     var acc7_1 = vec4<f32>(0.0);
     var pa: vec4<f32>;
     var pb: vec4<f32>;
-    // slab t covers batch range.x + t / kt, k from (t % kt) * 8 (REDUCE sums several batches)
+    // slab t covers image range.x + t / kt, k from (t % kt) * 8 (REDUCE sums several batches)
     let kt = (P.K + 7u) / 8u;
     let ntiles = (range.y - range.x) * kt;
     {
         let k0 = 0u;
-        let abase = range.x * P.sa;
-        let bbase = range.x * P.sb;
+        let abase = a_base(range.x, group);
+        let bbase = b_base(range.x, group);
         let buf = 0u;
         pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
         pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
@@ -197,8 +201,8 @@ fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
         if (more) {
             let slab = range.x + (t + 1u) / kt;
             let k0 = ((t + 1u) % kt) * 8u;
-            let abase = slab * P.sa;
-            let bbase = slab * P.sb;
+            let abase = a_base(slab, group);
+            let bbase = b_base(slab, group);
             pa.x = a_at(abase, bm0 + sa0.x, k0 + sa0.y);
             pb.x = b_at(bbase, k0 + sb0.x, bn0 + sb0.y);
             pa.y = a_at(abase, bm0 + sa1.x, k0 + sa1.y);
@@ -244,20 +248,20 @@ fn tile128(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
     }
-    store_c(cbase, bm0 + 0u + ty * 4u + 0u, bn0 + 0u + tx * 4u, acc0_0);
-    store_c(cbase, bm0 + 0u + ty * 4u + 0u, bn0 + 64u + tx * 4u, acc0_1);
-    store_c(cbase, bm0 + 0u + ty * 4u + 1u, bn0 + 0u + tx * 4u, acc1_0);
-    store_c(cbase, bm0 + 0u + ty * 4u + 1u, bn0 + 64u + tx * 4u, acc1_1);
-    store_c(cbase, bm0 + 0u + ty * 4u + 2u, bn0 + 0u + tx * 4u, acc2_0);
-    store_c(cbase, bm0 + 0u + ty * 4u + 2u, bn0 + 64u + tx * 4u, acc2_1);
-    store_c(cbase, bm0 + 0u + ty * 4u + 3u, bn0 + 0u + tx * 4u, acc3_0);
-    store_c(cbase, bm0 + 0u + ty * 4u + 3u, bn0 + 64u + tx * 4u, acc3_1);
-    store_c(cbase, bm0 + 64u + ty * 4u + 0u, bn0 + 0u + tx * 4u, acc4_0);
-    store_c(cbase, bm0 + 64u + ty * 4u + 0u, bn0 + 64u + tx * 4u, acc4_1);
-    store_c(cbase, bm0 + 64u + ty * 4u + 1u, bn0 + 0u + tx * 4u, acc5_0);
-    store_c(cbase, bm0 + 64u + ty * 4u + 1u, bn0 + 64u + tx * 4u, acc5_1);
-    store_c(cbase, bm0 + 64u + ty * 4u + 2u, bn0 + 0u + tx * 4u, acc6_0);
-    store_c(cbase, bm0 + 64u + ty * 4u + 2u, bn0 + 64u + tx * 4u, acc6_1);
-    store_c(cbase, bm0 + 64u + ty * 4u + 3u, bn0 + 0u + tx * 4u, acc7_0);
-    store_c(cbase, bm0 + 64u + ty * 4u + 3u, bn0 + 64u + tx * 4u, acc7_1);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 0u, bn0 + 0u + tx * 4u, acc0_0);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 0u, bn0 + 64u + tx * 4u, acc0_1);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 1u, bn0 + 0u + tx * 4u, acc1_0);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 1u, bn0 + 64u + tx * 4u, acc1_1);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 2u, bn0 + 0u + tx * 4u, acc2_0);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 2u, bn0 + 64u + tx * 4u, acc2_1);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 3u, bn0 + 0u + tx * 4u, acc3_0);
+    store_c(cbase, bias0, bm0 + 0u + ty * 4u + 3u, bn0 + 64u + tx * 4u, acc3_1);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 0u, bn0 + 0u + tx * 4u, acc4_0);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 0u, bn0 + 64u + tx * 4u, acc4_1);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 1u, bn0 + 0u + tx * 4u, acc5_0);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 1u, bn0 + 64u + tx * 4u, acc5_1);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 2u, bn0 + 0u + tx * 4u, acc6_0);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 2u, bn0 + 64u + tx * 4u, acc6_1);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 3u, bn0 + 0u + tx * 4u, acc7_0);
+    store_c(cbase, bias0, bm0 + 64u + ty * 4u + 3u, bn0 + 64u + tx * 4u, acc7_1);
 }

@@ -9,7 +9,7 @@
 //   64+tx*4+0..3}; K walked 8 at a time through double-buffered workgroup memory (A stored
 //   transposed, k-major), the next slab prefetched into registers, one barrier per step
 // * needs (the launcher checks): neither operand transposed, M % 128 == 0, N % 128 == 0,
-//   K % 8 == 0, batch strides multiples of 4; no REDUCE
+//   K % 8 == 0, image and group strides multiples of 4; no REDUCE
 
 var<workgroup> Av128: array<vec4<f32>, 512>; // [buffer 2][k 8][m 128] (A transposed)
 var<workgroup> Bv128: array<vec4<f32>, 512>; // [buffer 2][k 8][n 128]
@@ -25,10 +25,12 @@ fn tile128v(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
     let bm0 = wid.y * 128u;
     let bn0 = wid.x * 128u;
     // this workgroup's batch, in vec4 words of A and B
-    let batch = P.batch0 + wid.z;
-    let abase = batch * P.sa / 4u;
-    let bbase4 = batch * P.sb / 4u;
+    let image = batch_range(wid.z).x;
+    let group = group_of(wid.z);
+    let abase = a_base(image, group) / 4u;
+    let bbase4 = b_base(image, group) / 4u;
     let cbase = c_base(wid.z);
+    let bias0 = bias_base(group);
     let a_m0 = (lid + 0u) / 2u;
     let a_k0 = (lid + 0u) % 2u;
     var a_g0 = abase + (bm0 + a_m0) * K4 + a_k0; // vec4 index into A, advances by 2 per K step
@@ -244,27 +246,27 @@ fn tile128v(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
         workgroupBarrier();
     }
     let row0 = bm0 + 0u + ty * 4u + 0u;
-    store_c(cbase, row0, bn0 + tx * 4u, acc0_0);
-    store_c(cbase, row0, bn0 + 64u + tx * 4u, acc0_1);
+    store_c(cbase, bias0, row0, bn0 + tx * 4u, acc0_0);
+    store_c(cbase, bias0, row0, bn0 + 64u + tx * 4u, acc0_1);
     let row1 = bm0 + 0u + ty * 4u + 1u;
-    store_c(cbase, row1, bn0 + tx * 4u, acc1_0);
-    store_c(cbase, row1, bn0 + 64u + tx * 4u, acc1_1);
+    store_c(cbase, bias0, row1, bn0 + tx * 4u, acc1_0);
+    store_c(cbase, bias0, row1, bn0 + 64u + tx * 4u, acc1_1);
     let row2 = bm0 + 0u + ty * 4u + 2u;
-    store_c(cbase, row2, bn0 + tx * 4u, acc2_0);
-    store_c(cbase, row2, bn0 + 64u + tx * 4u, acc2_1);
+    store_c(cbase, bias0, row2, bn0 + tx * 4u, acc2_0);
+    store_c(cbase, bias0, row2, bn0 + 64u + tx * 4u, acc2_1);
     let row3 = bm0 + 0u + ty * 4u + 3u;
-    store_c(cbase, row3, bn0 + tx * 4u, acc3_0);
-    store_c(cbase, row3, bn0 + 64u + tx * 4u, acc3_1);
+    store_c(cbase, bias0, row3, bn0 + tx * 4u, acc3_0);
+    store_c(cbase, bias0, row3, bn0 + 64u + tx * 4u, acc3_1);
     let row4 = bm0 + 64u + ty * 4u + 0u;
-    store_c(cbase, row4, bn0 + tx * 4u, acc4_0);
-    store_c(cbase, row4, bn0 + 64u + tx * 4u, acc4_1);
+    store_c(cbase, bias0, row4, bn0 + tx * 4u, acc4_0);
+    store_c(cbase, bias0, row4, bn0 + 64u + tx * 4u, acc4_1);
     let row5 = bm0 + 64u + ty * 4u + 1u;
-    store_c(cbase, row5, bn0 + tx * 4u, acc5_0);
-    store_c(cbase, row5, bn0 + 64u + tx * 4u, acc5_1);
+    store_c(cbase, bias0, row5, bn0 + tx * 4u, acc5_0);
+    store_c(cbase, bias0, row5, bn0 + 64u + tx * 4u, acc5_1);
     let row6 = bm0 + 64u + ty * 4u + 2u;
-    store_c(cbase, row6, bn0 + tx * 4u, acc6_0);
-    store_c(cbase, row6, bn0 + 64u + tx * 4u, acc6_1);
+    store_c(cbase, bias0, row6, bn0 + tx * 4u, acc6_0);
+    store_c(cbase, bias0, row6, bn0 + 64u + tx * 4u, acc6_1);
     let row7 = bm0 + 64u + ty * 4u + 3u;
-    store_c(cbase, row7, bn0 + tx * 4u, acc7_0);
-    store_c(cbase, row7, bn0 + 64u + tx * 4u, acc7_1);
+    store_c(cbase, bias0, row7, bn0 + tx * 4u, acc7_0);
+    store_c(cbase, bias0, row7, bn0 + 64u + tx * 4u, acc7_1);
 }

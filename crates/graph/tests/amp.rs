@@ -82,8 +82,12 @@ fn autocast_products_match_the_cpu_and_f32() {
     );
     autocast_parity("conv2d in chunks", |t| t[0].conv2d_in_chunks(&t[1], None, &o, None, 1), &[x, w]);
     let grouped = Conv2dOptions { groups: 2, ..o };
-    let (xg, wg) = (input(&mut rng, &[1, 4, 5, 5]), input(&mut rng, &[2, 2, 3, 3]));
-    autocast_parity("grouped conv2d (stays f32)", |t| t[0].conv2d(&t[1], None, &grouped), &[xg, wg]);
+    let (xg, wg, bg) = (input(&mut rng, &[2, 4, 5, 5]), input(&mut rng, &[6, 2, 3, 3]), input(&mut rng, &[6]));
+    autocast_parity(
+        "grouped conv2d + bias + relu",
+        |t| t[0].conv2d_act(&t[1], Some(&t[2]), &grouped, Some(UnaryOp::Relu)),
+        &[xg, wg, bg],
+    );
     let (x, w, b) = (input(&mut rng, &[5, 7]), input(&mut rng, &[6, 7]), input(&mut rng, &[6]));
     autocast_parity("linear + bias + tanh", |t| t[0].linear_act(&t[1], Some(&t[2]), Some(UnaryOp::Tanh)), &[x, w, b]);
     let (a, bm) = (input(&mut rng, &[2, 4, 6]), input(&mut rng, &[2, 5, 6]));

@@ -80,6 +80,13 @@ fn matmul_variants() {
         let a = input(&mut rng, if ta { &[4, 3] } else { &[3, 4] });
         let b = input(&mut rng, if tb { &[2, 5, 4] } else { &[2, 4, 5] });
         check(&format!("2-D x batched {ta} {tb}"), |t| t[0].matmul_t(&t[1], ta, tb), &[a, b]);
+        // per group: one side's batch dims a suffix of the other's, on either side
+        let a = input(&mut rng, if ta { &[2, 4, 3] } else { &[2, 3, 4] });
+        let b = input(&mut rng, if tb { &[3, 2, 5, 4] } else { &[3, 2, 4, 5] });
+        check(&format!("grouped x batched {ta} {tb}"), |t| t[0].matmul_t(&t[1], ta, tb), &[a, b]);
+        let a = input(&mut rng, if ta { &[3, 2, 4, 3] } else { &[3, 2, 3, 4] });
+        let b = input(&mut rng, if tb { &[2, 5, 4] } else { &[2, 4, 5] });
+        check(&format!("batched x grouped {ta} {tb}"), |t| t[0].matmul_t(&t[1], ta, tb), &[a, b]);
     }
     let (x, w, b) = (input(&mut rng, &[2, 3, 4]), input(&mut rng, &[5, 4]), input(&mut rng, &[5]));
     check("linear", |t| t[0].linear(&t[1], Some(&t[2])), &[x, w, b]);

@@ -11,12 +11,14 @@ use crate::error::{shape_err, Result};
 use crate::kernels::common::require_dtype;
 use crate::kernels::elementwise::{binary, unary, BinaryOp, UnaryOp};
 
-/// A bias vector and the axis of C it runs along.
+/// A bias vector and the axis of C it runs along. A grouped product (see
+/// `matmul::Problem::groups`) takes one vector per group, end to end: `bias[g·M + m]`, as a
+/// grouped convolution's `[O]` bias is.
 #[derive(Clone, Copy)]
 pub enum Bias<'a> {
-    /// `bias[m]` added to row m (length M)
+    /// `bias[m]` added to row m (length M; groups x M with groups)
     PerRow(&'a Array),
-    /// `bias[n]` added to column n (length N)
+    /// `bias[n]` added to column n (length N; groups x N with groups)
     PerColumn(&'a Array),
 }
 
@@ -37,17 +39,18 @@ pub fn fusable(op: UnaryOp) -> bool {
 }
 
 impl Epilogue<'_> {
-    /// An error unless the bias is an f32 vector of C's row or column count and the
-    /// activation is [`fusable`].
-    pub(crate) fn check(&self, kernel: &'static str, m: usize, n: usize) -> Result<()> {
+    /// An error unless the bias is an f32 vector of C's row or column count (per group) and
+    /// the activation is [`fusable`].
+    pub(crate) fn check(&self, kernel: &'static str, m: usize, n: usize, groups: usize) -> Result<()> {
         if let Some(bias) = self.bias {
             let (array, want, axis) = match bias {
                 Bias::PerRow(b) => (b, m, "rows"),
                 Bias::PerColumn(b) => (b, n, "columns"),
             };
             require_dtype(kernel, array, DType::F32)?;
-            if array.shape() != [want] {
-                return shape_err(kernel, format!("bias {:?} for a product with {want} {axis}", array.shape()));
+            if array.shape() != [groups * want] {
+                let per = if groups > 1 { format!(" in each of {groups} groups") } else { String::new() };
+                return shape_err(kernel, format!("bias {:?} for a product with {want} {axis}{per}", array.shape()));
             }
         }
         match self.activation {
@@ -81,24 +84,19 @@ impl Epilogue<'_> {
         ([("BIAS", bias as f64), ("ACT", act as f64)], slope)
     }
 
-    /// The epilogue as separate launches on a finished product `c` (`[..., M, N]`), for the
-    /// kernels that store C by other means (cooperative matrices).
-    pub(crate) fn apply_separately(&self, c: Array) -> Result<Array> {
-        let nd = c.ndim();
+    /// The epilogue as separate launches on a finished product `c` (`[..., M, N]`, the batch
+    /// `groups` to an image), for the kernels that store C by other means (cooperative matrices).
+    pub(crate) fn apply_separately(&self, c: Array, groups: usize) -> Result<Array> {
         let mut c = c;
         if let Some(bias) = self.bias {
-            let mut shape = vec![1; nd];
-            let b = match bias {
-                Bias::PerRow(b) => {
-                    shape[nd - 2] = b.numel();
-                    b
-                }
-                Bias::PerColumn(b) => {
-                    shape[nd - 1] = b.numel();
-                    b
-                }
+            let out_shape = c.shape().to_vec();
+            let [m, n] = [out_shape[out_shape.len() - 2], out_shape[out_shape.len() - 1]];
+            let grouped = [c.numel() / (groups * m * n).max(1), groups, m, n];
+            let (b, shape) = match bias {
+                Bias::PerRow(b) => (b, [1, groups, m, 1]),
+                Bias::PerColumn(b) => (b, [1, groups, 1, n]),
             };
-            c = binary(BinaryOp::Add, &c, &b.reshape(&shape)?)?;
+            c = binary(BinaryOp::Add, &c.reshape(&grouped)?, &b.reshape(&shape)?)?.reshape(&out_shape)?;
         }
         match self.activation {
             Some(op) => unary(op, &c),
@@ -107,19 +105,21 @@ impl Epilogue<'_> {
     }
 }
 
-/// The CPU twin, in f64: `c` (`batch` matrices of `m x n`) after the epilogue.
+/// The CPU twin, in f64: `c` (`batch` matrices of `m x n`, `groups` to an image) after the
+/// epilogue.
 pub mod reference {
     use super::{Bias, Epilogue};
     use crate::kernels::elementwise::reference::unary_one;
 
-    pub fn apply(e: &Epilogue, c: &mut [f64], m: usize, n: usize) {
+    pub fn apply(e: &Epilogue, c: &mut [f64], m: usize, n: usize, groups: usize) {
         let bias = e.bias.map(|b| match b {
             Bias::PerRow(a) => (a.cpu_data().clone(), true),
             Bias::PerColumn(a) => (a.cpu_data().clone(), false),
         });
         for (i, v) in c.iter_mut().enumerate() {
             if let Some((b, per_row)) = &bias {
-                *v += if *per_row { b[(i / n) % m] } else { b[i % n] };
+                let (row, col, group) = ((i / n) % m, i % n, (i / (m * n)) % groups);
+                *v += if *per_row { b[group * m + row] } else { b[group * n + col] };
             }
             if let Some(op) = e.activation {
                 *v = unary_one(op, *v);

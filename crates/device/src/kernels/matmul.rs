@@ -17,6 +17,11 @@
 //! each assembly below declares after its input file. Transposes are override constants, so each
 //! (kernel, transposes) pair is its own cached pipeline. Edges are handled in the kernels:
 //! any M, N, K works.
+//!
+//! Groups: an operand whose batch dims are a suffix of the other's is broadcast over the
+//! leading ones (`[G, M, K] · [N, G, K, P]`, a grouped convolution's weight against its
+//! columns), so every kernel takes a group index from its batch index, and a grouped
+//! convolution's forward, weight-gradient and input-gradient products are one launch each.
 
 use crate::array::Array;
 use crate::device::Device;
@@ -170,9 +175,15 @@ pub struct Problem {
     pub m: usize,
     pub n: usize,
     pub k: usize,
-    /// elements between consecutive batches of A and B (0 when one matrix is shared)
+    /// batch `b` is image `b / groups` of group `b % groups`: the groups are the batch dims of
+    /// the operand that is broadcast over the other's leading ones (1 when neither is)
+    pub groups: usize,
+    /// elements between consecutive images of A and B (0 when one matrix serves every image)
     pub a_stride: usize,
     pub b_stride: usize,
+    /// elements between consecutive groups of A and B (0 without groups)
+    pub a_group_stride: usize,
+    pub b_group_stride: usize,
     pub trans_a: bool,
     pub trans_b: bool,
     pub out_shape: Vec<usize>,
@@ -181,7 +192,8 @@ pub struct Problem {
 impl Problem {
     /// Checks the shapes: `a` is `[batch..., M, K]` (`[batch..., K, M]` when `trans_a`), `b` is
     /// `[batch..., K, N]` (`[batch..., N, K]` when `trans_b`); batch dimensions are equal, or
-    /// one side is 2-D and shared by every batch of the other.
+    /// one side's are a suffix of the other's (2-D: shared by every batch; `[G]` against
+    /// `[N, G]`: group g's matrix for every image's batch g).
     pub fn new(a: &[usize], b: &[usize], trans_a: bool, trans_b: bool) -> Result<Problem> {
         let err = |why: &str| {
             shape_err(NAME, format!("{why}: a {a:?} (trans_a {trans_a}) times b {b:?} (trans_b {trans_b})"))
@@ -196,14 +208,22 @@ impl Problem {
         if ka != kb {
             return err(&format!("inner dimensions differ ({ka} vs {kb})"));
         }
-        let batch_dims = if ab == bb || bb.is_empty() {
-            ab
-        } else if ab.is_empty() {
-            bb
-        } else {
-            return err("batch dimensions differ (they must be equal, or one operand 2-D)");
-        };
+        let (batch_dims, short) = if ab.len() >= bb.len() { (ab, bb) } else { (bb, ab) };
+        if !batch_dims.ends_with(short) {
+            return err("batch dimensions differ (they must be equal, or one side's a suffix of the other's)");
+        }
         let batch: usize = batch_dims.iter().product();
+        // broadcast operands with batch dims of their own are grouped; equal or 2-D ones are not
+        let groups = if ab.len() == bb.len() { 1 } else { short.iter().product::<usize>() };
+        let (a_mat, b_mat) = (m * ka, ka * n);
+        // (image stride, group stride) of an operand with batch dims `dims`
+        let strides = |dims: &[usize], mat: usize| match (dims.len() == batch_dims.len(), groups > 1) {
+            (true, true) => (groups * mat, mat),
+            (true, false) => (mat, 0),
+            (false, true) => (0, mat),
+            (false, false) => (0, 0),
+        };
+        let ((a_stride, a_group_stride), (b_stride, b_group_stride)) = (strides(ab, a_mat), strides(bb, b_mat));
         let mut out_shape = batch_dims.to_vec();
         out_shape.extend([m, n]);
         Ok(Problem {
@@ -211,12 +231,39 @@ impl Problem {
             m,
             n,
             k: ka,
-            a_stride: if ab.is_empty() { 0 } else { m * ka },
-            b_stride: if bb.is_empty() { 0 } else { ka * n },
+            groups: groups.max(1),
+            a_stride,
+            b_stride,
+            a_group_stride,
+            b_group_stride,
             trans_a,
             trans_b,
             out_shape,
         })
+    }
+
+    /// Where batch `b` of A starts.
+    pub fn a_offset(&self, b: usize) -> usize {
+        (b / self.groups) * self.a_stride + (b % self.groups) * self.a_group_stride
+    }
+
+    /// Where batch `b` of B starts.
+    pub fn b_offset(&self, b: usize) -> usize {
+        (b / self.groups) * self.b_stride + (b % self.groups) * self.b_group_stride
+    }
+
+    /// Whether one A serves every batch.
+    fn shared_a(&self) -> bool {
+        self.batch == 1 || (self.a_stride == 0 && self.a_group_stride == 0)
+    }
+
+    /// The same product with equal batch dims `[images, groups]` read as images of groups (for
+    /// a batch sum per group: the offsets are unchanged, the batch index splits).
+    fn split_groups(mut self, groups: usize) -> Problem {
+        self.groups = groups.max(1);
+        (self.a_group_stride, self.b_group_stride) = (self.m * self.k, self.k * self.n);
+        (self.a_stride, self.b_stride) = (self.groups * self.a_group_stride, self.groups * self.b_group_stride);
+        self
     }
 
     pub fn flops(&self) -> f64 {
@@ -263,6 +310,8 @@ pub fn vec4_tiles_fit(p: &Problem) -> bool {
         && p.k.is_multiple_of(8)
         && p.a_stride.is_multiple_of(4)
         && p.b_stride.is_multiple_of(4)
+        && p.a_group_stride.is_multiple_of(4)
+        && p.b_group_stride.is_multiple_of(4)
 }
 
 /// The precision actually used: Mixed needs f16 support.
@@ -385,11 +434,11 @@ fn fused(
     let device = same_device(NAME, &operands)?;
     let precision = operand_precision(NAME, a, b, precision)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
-    epilogue.check(NAME, p.m, p.n)?;
+    epilogue.check(NAME, p.m, p.n, p.groups)?;
     match &device {
         Device::Cpu => {
             let mut c = reference_product(a, b, &p, precision);
-            epilogue::reference::apply(epilogue, &mut c, p.m, p.n);
+            epilogue::reference::apply(epilogue, &mut c, p.m, p.n, p.groups);
             Ok(cpu_stored(c, &p.out_shape, out_dtype))
         }
         Device::Gpu(g) if matmul_parts::needs_parts(g, a, b, &p) => {
@@ -442,7 +491,7 @@ fn fused(
             if variant == Variant::Coop {
                 // cooperative-matrix stores bypass store_c
                 match launch(g, shader, variant, &p, bufs, ubo, None, &Epilogue::default()) {
-                    Ok(()) => return cast(&epilogue.apply_separately(out)?, out_dtype),
+                    Ok(()) => return cast(&epilogue.apply_separately(out, p.groups)?, out_dtype),
                     // chosen, not forced, and its pipeline failed to build: the tile kernels instead
                     Err(e) if forced.is_none() && is_build_failure(&e) => {
                         note_coop_failure(&e);
@@ -522,18 +571,55 @@ pub fn matmul_batch_sum_using(
     precision: Precision,
     variant: Option<Variant>,
 ) -> Result<Array> {
-    const K: &str = "matmul_batch_sum";
-    let device = same_device(K, &[a, b])?;
-    let precision = operand_precision(K, a, b, precision)?;
+    batch_sums("matmul_batch_sum", a, b, trans_a, trans_b, false, precision, variant)
+}
+
+/// `sum over n of op(a[n, g]) · op(b[n, g])` for each g, `[G, M, N]`: a grouped convolution's
+/// weight gradient, every group's in one launch (plus the reduction of the partials). `a`
+/// and `b` are `[N, G, ., .]` (shapes otherwise as [`Problem::new`]).
+pub fn matmul_group_sums(a: &Array, b: &Array, trans_a: bool, trans_b: bool) -> Result<Array> {
+    matmul_group_sums_using(a, b, trans_a, trans_b, Precision::F32, None)
+}
+
+/// Like [`matmul_group_sums`] at a precision, with the kernel variant forced (`None`: by shape).
+pub fn matmul_group_sums_using(
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    precision: Precision,
+    variant: Option<Variant>,
+) -> Result<Array> {
+    batch_sums("matmul_group_sums", a, b, trans_a, trans_b, true, precision, variant)
+}
+
+/// The batch sum over every batch dim, or with `per_group` over the first of two (`[N, G]`),
+/// keeping the second.
+#[allow(clippy::too_many_arguments)]
+fn batch_sums(
+    kernel: &'static str,
+    a: &Array,
+    b: &Array,
+    trans_a: bool,
+    trans_b: bool,
+    per_group: bool,
+    precision: Precision,
+    variant: Option<Variant>,
+) -> Result<Array> {
+    let device = same_device(kernel, &[a, b])?;
+    let precision = operand_precision(kernel, a, b, precision)?;
     let p = Problem::new(a.shape(), b.shape(), trans_a, trans_b)?;
-    if a.ndim() != b.ndim() {
-        return shape_err(K, format!("a {:?} and b {:?} need the same batch dimensions", a.shape(), b.shape()));
+    if a.ndim() != b.ndim() || (per_group && a.ndim() != 4) {
+        let want = if per_group { "the same batch dimensions [N, G]" } else { "the same batch dimensions" };
+        return shape_err(kernel, format!("a {:?} and b {:?} need {want}", a.shape(), b.shape()));
     }
-    let out_shape = [p.m, p.n];
+    let groups = if per_group { a.shape()[1] } else { 1 };
+    let p = p.split_groups(groups);
+    let out_shape = if per_group { vec![groups, p.m, p.n] } else { vec![p.m, p.n] };
     match &device {
         Device::Cpu => {
             let per_batch = reference_product(a, b, &p, precision);
-            Ok(Array::cpu(reference::sum_batches(&per_batch, p.m * p.n), &out_shape, DType::F32))
+            Ok(Array::cpu(reference::sum_batches(&per_batch, groups * p.m * p.n), &out_shape, DType::F32))
         }
         Device::Gpu(g) => {
             let precision = effective_precision(g.caps(), precision);
@@ -543,62 +629,80 @@ pub fn matmul_batch_sum_using(
                 v => v,
             };
             let variant = if variant == Variant::Tile128Vec4 { Variant::Tile128 } else { variant };
-            let per_split = p.batch.div_ceil(batch_sum_splits(g, variant, &p));
+            let images = p.batch / p.groups;
+            let per_split = images.div_ceil(batch_sum_splits(g, variant, &p));
             check_loop_limit(g, variant, per_split * p.k, a, b)?;
-            let splits = p.batch.div_ceil(per_split.max(1)).max(1);
-            let partial = Array::empty(&device, &[splits, p.m, p.n], DType::F32, K)?;
+            let splits = images.div_ceil(per_split.max(1)).max(1);
+            let partial = Array::empty(&device, &[splits, groups, p.m, p.n], DType::F32, kernel)?;
             let shader = if precision == Precision::Mixed { &MATMUL_F16 } else { &MATMUL };
             let (a, b) = inputs_at(a, b, precision)?;
-            let bufs = [a.expect_gpu(K)?, b.expect_gpu(K)?, partial.expect_gpu(K)?];
+            let bufs = [a.expect_gpu(kernel)?, b.expect_gpu(kernel)?, partial.expect_gpu(kernel)?];
             launch(g, shader, variant, &p, bufs, false, Some(per_split), &Epilogue::default())?;
             if splits == 1 {
                 return partial.reshape(&out_shape);
             }
-            reduce(ReduceOp::Sum, &partial, &[0], false)
+            reduce(ReduceOp::Sum, &partial, &[0], false)?.reshape(&out_shape)
         }
     }
 }
 
-/// How many partial products `matmul_batch_sum` splits the batches into: enough to fill the
-/// device (8 workgroups on a CPU adapter, 512 on a GPU; `rows8` counts the invocations of its
-/// 8x4 blocks, since it folds the splits into workgroups) but no more than there are batches,
-/// and on a CPU adapter at least enough that each invocation's loops stay under lavapipe's
-/// limit. The partials take `splits x M x N` floats: at most the fill target's worth of output
-/// blocks, or `batch x K / 49152` products on a CPU adapter, never `batch x M x N`.
+/// How many partial products `matmul_batch_sum` splits the images into (per group, for
+/// `matmul_group_sums`): enough to fill the device (8 workgroups on a CPU adapter, 512 on a
+/// GPU; `rows8` counts the invocations of its 8x4 blocks, since it folds the splits into
+/// workgroups) but no more than there are images, and on a CPU adapter at least enough that
+/// each invocation's loops stay under lavapipe's limit. The partials take `splits x groups x M
+/// x N` floats: at most the fill target's worth of output blocks, or `images x K / 49152`
+/// products per group on a CPU adapter, never `images x M x N` per group.
 pub fn batch_sum_splits(g: &GpuContext, variant: Variant, p: &Problem) -> usize {
     let fill: usize = if g.is_cpu_adapter() { 8 } else { 512 };
+    let images = p.batch / p.groups.max(1);
     let (units, target) = match variant {
-        Variant::Rows8 => (p.m.div_ceil(8) * p.n.div_ceil(4), fill * 64),
+        Variant::Rows8 => (p.m.div_ceil(8) * p.n.div_ceil(4) * p.groups, fill * 64),
         _ => {
             let [tm, tn] = variant.tile();
-            (p.m.div_ceil(tm) * p.n.div_ceil(tn), fill)
+            (p.m.div_ceil(tm) * p.n.div_ceil(tn) * p.groups, fill)
         }
     };
-    let mut splits = target.div_ceil(units.max(1)).min(p.batch).max(1);
+    let mut splits = target.div_ceil(units.max(1)).min(images).max(1);
     if g.is_cpu_adapter() && p.k > 0 {
         let per_split = (cpu_adapter_max_k(variant) / p.k).max(1);
-        splits = splits.max(p.batch.div_ceil(per_split));
+        splits = splits.max(images.div_ceil(per_split));
     }
-    splits.min(g.caps().max_groups_per_dim as usize)
+    splits.min(g.caps().max_groups_per_dim as usize / p.groups.max(1)).max(1)
 }
 
 /// Whether A goes through `matmul_ubo.wgsl`'s uniform buffer: on a CPU adapter only (the copy
 /// ends the compute pass, a price worth paying only where uniform loads are what is fast),
-/// when one batch of A fits and the adapter binds a uniform buffer that large. Each dispatch
-/// then copies as many consecutive batches of A as fit there.
+/// when one batch of A fits (every group's A, when the images share them) and the adapter
+/// binds a uniform buffer that large. Each dispatch then copies as many consecutive batches
+/// of A as fit there.
 fn a_fits_uniform(g: &GpuContext, p: &Problem) -> bool {
     let bytes = (UBO_A_ELEMENTS * 4) as u64;
     g.is_cpu_adapter()
-        && p.m * p.k <= UBO_A_ELEMENTS
+        && uniform_a_len(p, 1) <= UBO_A_ELEMENTS
         && g.raw_device().limits().max_uniform_buffer_binding_size >= bytes
 }
 
-/// Batches `b0 .. b0 + nb` of A (`a_stride` elements apart; one matrix when shared) copied to
-/// the start of a buffer of exactly `UBO_A_ELEMENTS` f32, the size the shader declares, so it
-/// can be bound whole as a uniform buffer.
+/// Elements of A that `nb` batches from `b0` read: consecutive batches `M·K` apart, or, where
+/// the images share A, every group's from the start.
+fn uniform_a_range(p: &Problem, b0: usize, nb: usize) -> (usize, usize) {
+    match (p.shared_a(), p.a_stride == 0) {
+        (true, _) => (0, p.m * p.k),
+        (false, true) => (0, (p.groups - 1) * p.a_group_stride + p.m * p.k),
+        (false, false) => (p.a_offset(b0), nb * p.m * p.k),
+    }
+}
+
+fn uniform_a_len(p: &Problem, nb: usize) -> usize {
+    uniform_a_range(p, 0, nb).1
+}
+
+/// Batches `b0 .. b0 + nb` of A (see [`uniform_a_range`]) copied to the start of a buffer of
+/// exactly `UBO_A_ELEMENTS` f32, the size the shader declares, so it can be bound whole as a
+/// uniform buffer.
 fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: usize) -> Result<GpuBuffer> {
     let buffer = g.alloc((UBO_A_ELEMENTS * 4) as u64, NAME, &p.out_shape)?;
-    let (start, len) = if p.a_stride == 0 { (0, p.m * p.k) } else { (b0 * p.a_stride, nb * p.a_stride) };
+    let (start, len) = uniform_a_range(p, b0, nb);
     g.copy(a, (start * 4) as u64, &buffer, 0, (len * 4) as u64);
     Ok(buffer)
 }
@@ -609,10 +713,11 @@ fn uniform_copy(g: &Arc<GpuContext>, a: &GpuBuffer, p: &Problem, b0: usize, nb: 
 /// transposed A's eight rows of a step in two loads).
 fn wide_loads(shader: &Shader, p: &Problem) -> [(&'static str, f64); 4] {
     let f32_words = !std::ptr::eq(shader, &MATMUL_F16) && !std::ptr::eq(shader, &MATMUL_F16_OUT);
-    let vec_b = f32_words && !p.trans_b && p.n.is_multiple_of(4) && p.b_stride.is_multiple_of(4);
-    let a_aligned = f32_words && p.a_stride.is_multiple_of(4);
+    let b_aligned = p.b_stride.is_multiple_of(4) && p.b_group_stride.is_multiple_of(4);
+    let vec_b = f32_words && !p.trans_b && p.n.is_multiple_of(4) && b_aligned;
+    let a_aligned = f32_words && p.a_stride.is_multiple_of(4) && p.a_group_stride.is_multiple_of(4);
     let a_k4 = a_aligned && !p.trans_a && p.k.is_multiple_of(4);
-    let b_k4 = a_k4 && p.trans_b && p.b_stride.is_multiple_of(4);
+    let b_k4 = a_k4 && p.trans_b && b_aligned;
     let a_m8 = a_aligned && p.trans_a && p.m.is_multiple_of(4);
     let on = |flag: bool| flag as u32 as f64;
     [("VEC_B", on(vec_b)), ("A_K4", on(a_k4)), ("B_K4", on(b_k4)), ("A_M8", on(a_m8))]
@@ -623,10 +728,23 @@ fn u32_of(v: usize, shape: &[usize]) -> Result<u32> {
         .map_err(|_| DeviceError::Shape { kernel: NAME, detail: format!("{v} exceeds u32 indexing (shape {shape:?})") })
 }
 
+/// The shader's `Params` (`matmul_common.wgsl`) for a dispatch of `nb` batches from `b0`
+/// (REDUCE: `nb` images per split of `nbatch`).
+fn params(p: &Problem, b0: usize, nb: usize, nbatch: usize, slope: f32) -> Result<Vec<u32>> {
+    let words = [p.m, p.n, p.k, b0, p.a_stride, p.b_stride, p.m * p.n, nb, nbatch];
+    let grouping = [p.groups, p.a_group_stride, p.b_group_stride, 0, 0, 0];
+    let mut out = words.iter().map(|&v| u32_of(v, &p.out_shape)).collect::<Result<Vec<u32>>>()?;
+    out.push(slope.to_bits());
+    for v in grouping {
+        out.push(u32_of(v, &p.out_shape)?);
+    }
+    Ok(out)
+}
+
 /// Records the multiply; `bufs` are A, B and C. With `ubo`, A goes through uniform-buffer
 /// copies (`matmul_ubo.wgsl`), as many batches per dispatch as fit. With `reduce_per_split`,
-/// C holds partial sums over that many batches each, one per workgroup z (REDUCE), and the
-/// epilogue must be empty.
+/// C holds partial sums over that many images each, one per (split, group) workgroup z
+/// (REDUCE): `[splits, groups, M, N]`; the epilogue must be empty.
 #[allow(clippy::too_many_arguments)]
 fn launch(
     g: &Arc<GpuContext>,
@@ -655,25 +773,29 @@ fn launch(
         }
         let kernel = Kernel::new(shader, variant.entry()).with(&constants);
         let [tm, tn] = variant.tile();
-        let splits = p.batch.div_ceil(per_split.max(1));
+        let images = p.batch / p.groups;
+        let partials = images.div_ceil(per_split.max(1)) * p.groups;
         let grid = if variant == Variant::Rows8 {
-            [words((splits * p.n.div_ceil(4)).div_ceil(64))?, words(p.m.div_ceil(tm))?, 1]
+            [words((partials * p.n.div_ceil(4)).div_ceil(64))?, words(p.m.div_ceil(tm))?, 1]
         } else {
-            [words(p.n.div_ceil(tn))?, words(p.m.div_ceil(tm))?, words(splits)?]
+            [words(p.n.div_ceil(tn))?, words(p.m.div_ceil(tm))?, words(partials)?]
         };
-        let params = [p.m, p.n, p.k, 0, p.a_stride, p.b_stride, p.m * p.n, per_split, p.batch, 0, 0, 0];
-        let params = params.iter().map(|&v| words(v)).collect::<Result<Vec<u32>>>()?;
+        let params = params(p, 0, per_split, images, 0.0)?;
         return g.dispatch(&kernel, param_bytes(&params), &bound, grid);
     }
     let fold = variant == Variant::Rows8;
-    let shared_a = p.a_stride == 0 || p.batch == 1;
+    let shared_a = p.shared_a();
     let mut constants = vec![("TRANS_A", p.trans_a as u32 as f64), ("TRANS_B", p.trans_b as u32 as f64)];
     if variant != Variant::Coop {
         constants.extend(epilogue_constants);
     }
+    // rows8 over a per-group A: the groups along z, the images folded into x (see GROUP_Z)
+    let group_z = fold && p.groups > 1 && p.a_stride == 0;
     if fold {
         constants.push(("SHARED_A", shared_a as u32 as f64));
-        constants.push(("LOCAL_A", ubo as u32 as f64));
+        constants.push(("GROUP_Z", group_z as u32 as f64));
+        // a per-group A shared by the images is copied whole and read as bound
+        constants.push(("LOCAL_A", (ubo && p.a_stride != 0) as u32 as f64));
         constants.extend(wide_loads(shader, p));
     }
     let kernel = Kernel::new(shader, variant.entry()).with(&constants);
@@ -683,29 +805,17 @@ fn launch(
     // the columns (rows8), as many as keep the column groups within it.
     let per = g.caps().max_groups_per_dim.max(1) as usize;
     let per = if fold { (per * tn / p.n.next_multiple_of(4).max(4)).max(1) } else { per };
-    let per = if ubo && !shared_a { per.min(UBO_A_ELEMENTS / p.a_stride.max(1)).max(1) } else { per };
+    let per = if ubo && p.a_stride != 0 { per.min(UBO_A_ELEMENTS / (p.m * p.k).max(1)).max(1) } else { per };
+    let (batches, gz_fold) = if group_z { (p.batch / p.groups, words(p.groups)?) } else { (p.batch, 1) };
     let mut b0 = 0;
-    while b0 < p.batch {
-        let nb = per.min(p.batch - b0);
+    while b0 < batches {
+        let nb = per.min(batches - b0);
         let (gx, gz) = if fold {
-            (words((nb * p.n.next_multiple_of(4)).div_ceil(tn))?, 1)
+            (words((nb * p.n.next_multiple_of(4)).div_ceil(tn))?, gz_fold)
         } else {
             (words(p.n.div_ceil(tn))?, nb as u32)
         };
-        let params = [
-            words(p.m)?,
-            words(p.n)?,
-            words(p.k)?,
-            words(b0)?,
-            words(p.a_stride)?,
-            words(p.b_stride)?,
-            words(p.m * p.n)?,
-            words(nb)?,
-            words(p.batch)?,
-            slope.to_bits(),
-            0,
-            0,
-        ];
+        let params = params(p, b0, nb, p.batch, slope)?;
         if ubo {
             let a = uniform_copy(g, bufs[0], p, b0, nb)?;
             g.dispatch(&kernel, param_bytes(&params), &[&a, bufs[1], bufs[2], bias], [gx, gy, gz])?;
@@ -717,7 +827,8 @@ fn launch(
     Ok(())
 }
 
-/// CPU twins, in f64, from the definition `C[b][i][j] = Σ_k op(A[b])[i][k] · op(B[b])[k][j]`.
+/// CPU twins, in f64, from the definition `C[b][i][j] = Σ_k op(A[b])[i][k] · op(B[b])[k][j]`
+/// (A[b] and B[b] where `Problem::a_offset` and `b_offset` put batch b).
 pub mod reference {
     use super::Problem;
 
@@ -725,7 +836,7 @@ pub mod reference {
         let (m, n, k) = (p.m, p.n, p.k);
         let mut c = vec![0.0; p.batch * m * n];
         for bi in 0..p.batch {
-            let (ab, bb) = (bi * p.a_stride, bi * p.b_stride);
+            let (ab, bb) = (p.a_offset(bi), p.b_offset(bi));
             for i in 0..m {
                 for j in 0..n {
                     let mut s = 0.0;

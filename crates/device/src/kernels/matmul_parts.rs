@@ -127,7 +127,7 @@ pub(crate) fn product_in_parts(
             for (_, part) in &pieces[1..] {
                 sum = binary(BinaryOp::Add, &sum, part)?;
             }
-            epilogue.apply_separately(sum)
+            epilogue.apply_separately(sum, 1)
         }
     }
 }

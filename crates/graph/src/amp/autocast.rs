@@ -4,7 +4,7 @@
 //!
 //! | f16 operands, f32 accumulation, **f16 output** | why |
 //! |---|---|
-//! | `conv2d` (input, im2col columns, weight copy, output; one chunk, no groups), `linear` | the products are where the time goes and where tensor cores (cooperative matrices) help; accumulating in f32 keeps K-long sums exact enough, and each output is rounded once, after the bias and fused activation |
+//! | `conv2d` (input, im2col columns, weight copy, output; grouped ones too; one chunk), `linear` | the products are where the time goes and where tensor cores (cooperative matrices) help; accumulating in f32 keeps K-long sums exact enough, and each output is rounded once, after the bias and fused activation |
 //! | their input gradients (`col2im` of f16 columns for a convolution) | an f16 activation's gradient is f16, as in PyTorch: half the bytes kept and moved in backward; the loss scale keeps it in range |
 //!
 //! | f16 storage, f32 math (kept f16 when the input is) | why |
@@ -18,7 +18,7 @@
 //! | batch norm's statistics, weight, bias and their gradients; layer norm (input cast) | the mean and variance are sums over many elements, and 1/sqrt(var + eps) is ill-conditioned in f16 |
 //! | reductions' results (sum, mean: f16 inputs are summed in f32) | long sums lose digits in f16 |
 //! | the bias gradient and every weight gradient | they are the scaled f32 sums the scaler unscales and checks; the master weights they update are f32 |
-//! | grouped convolutions, convolutions cut into several chunks, `cat`, `narrow`, `permute`, `index_select` (f16 inputs cast) | their copies move 32-bit words (not converted yet) |
+//! | convolutions cut into several chunks, `cat`, `narrow`, `permute`, `index_select` (f16 inputs cast) | their copies move 32-bit words (not converted yet) |
 //! | recurrent cells (the projections cast), dropout (the input cast to its f32 mask), embeddings | gate math in f32 by the policy; dropout's mask and embeddings not converted yet |
 //!
 //! Where f16 meets f32 (a binary op, the loss) the f16 side is cast to f32 by the `cast` op,

@@ -3,6 +3,10 @@
 //! pass sits beside it: the weight gradient is one GEMM with batch and pixels in K (no
 //! per-image weight gradients), the input gradient one GEMM plus `col2im`.
 //!
+//! Groups cost no launches: the weight is `[G, O/G, rows]` against the columns `[n, G, rows,
+//! P]`, a product the matmul kernels broadcast per group (each group's weight for every
+//! image's group), so each of the three products is one launch whatever the groups.
+//!
 //! Chunks exist because the columns (`C·KH·KW` rows by `OH·OW` pixels per image) are the
 //! largest array of a step and must fit one storage binding (128 MiB on lavapipe, 2 GiB on
 //! some GPUs): the batch is cut into as few chunks as keep each chunk's columns under the
@@ -26,7 +30,7 @@ use ferrograd_device::kernels::copy::{cast, concat, narrow};
 use ferrograd_device::kernels::elementwise::UnaryOp;
 use ferrograd_device::kernels::elementwise::{binary, BinaryOp};
 use ferrograd_device::kernels::epilogue::{Bias, Epilogue};
-use ferrograd_device::kernels::matmul::{matmul_batch_sum, matmul_fused_stored};
+use ferrograd_device::kernels::matmul::{matmul_fused_stored, matmul_group_sums};
 use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::{Array, DType};
 
@@ -91,19 +95,18 @@ impl Plan {
         half_if(im2col(&self.slice(x, first, len)?, &self.geometry)?, self.half)
     }
 
-    /// Group `k`'s share of `a` along `axis` (`a` itself without groups).
-    fn group(&self, a: &Array, axis: usize, k: usize, len: usize) -> Result<Array> {
-        Ok(if self.groups == 1 { a.clone() } else { narrow(a, axis, k * len, len)? })
+    /// The weight `[O, rows]` as `[G, O/G, rows]`.
+    fn grouped_weight(&self, weight: &Array) -> Result<Array> {
+        Ok(weight.reshape(&[self.groups, self.out_ch / self.groups, self.rows])?)
     }
 
-    /// Per group `f(k)`, joined along `axis`.
-    fn per_group(&self, axis: usize, f: impl Fn(usize) -> Result<Array>) -> Result<Array> {
-        let parts = (0..self.groups).map(f).collect::<Result<Vec<_>>>()?;
-        join(&parts, axis)
+    /// `[n, G·r, P]` (or `[n, G·r·P]`) as `[n, G, r, P]`.
+    fn per_group(&self, a: &Array, r: usize) -> Result<Array> {
+        Ok(a.reshape(&[a.shape()[0], self.groups, r, self.pixels])?)
     }
 
     /// `activation(weight [O, rows] · cols [n, groups·rows, P] + bias)` -> `[n, O, P]`, one GEMM
-    /// per group with the bias and activation in its store.
+    /// for every group with the bias and activation in its store.
     fn product(
         &self,
         weight: &Array,
@@ -111,38 +114,26 @@ impl Plan {
         bias: Option<&Array>,
         activation: Option<UnaryOp>,
     ) -> Result<Array> {
-        let og = self.out_ch / self.groups;
-        self.per_group(1, |k| {
-            let bias = bias.map(|b| self.group(b, 0, k, og)).transpose()?;
-            let epilogue = Epilogue { bias: bias.as_ref().map(Bias::PerRow), activation };
-            Ok(matmul_fused_stored(
-                &self.group(weight, 0, k, og)?,
-                &self.group(cols, 1, k, self.rows)?,
-                false,
-                false,
-                &epilogue,
-                self.store,
-            )?)
-        })
+        let epilogue = Epilogue { bias: bias.map(Bias::PerRow), activation };
+        let (w, c) = (self.grouped_weight(weight)?, self.per_group(cols, self.rows)?);
+        let y = matmul_fused_stored(&w, &c, false, false, &epilogue, self.store)?;
+        Ok(y.reshape(&[cols.shape()[0], self.out_ch, self.pixels])?)
     }
 
-    /// The weight gradient of one chunk: `Σ_n grad[n] · cols[n]^T`, `[O, rows]`.
+    /// The weight gradient of one chunk: `Σ_n grad[n] · cols[n]^T` per group, `[O, rows]`.
     fn weight_grad(&self, grad: &Array, cols: &Array) -> Result<Array> {
         let og = self.out_ch / self.groups;
-        self.per_group(0, |k| {
-            Ok(matmul_batch_sum(&self.group(grad, 1, k, og)?, &self.group(cols, 1, k, self.rows)?, false, true)?)
-        })
+        let dw = matmul_group_sums(&self.per_group(grad, og)?, &self.per_group(cols, self.rows)?, false, true)?;
+        Ok(dw.reshape(&[self.out_ch, self.rows])?)
     }
 
-    /// The input gradient of one chunk of `len` images: `col2im(weight^T · grad)`.
+    /// The input gradient of one chunk of `len` images: `col2im(weight^T · grad)`, per group.
     fn input_grad(&self, weight: &Array, grad: &Array, len: usize) -> Result<Array> {
         let og = self.out_ch / self.groups;
-        let dcols = self.per_group(1, |k| {
-            let (w, g) = (self.group(weight, 0, k, og)?, self.group(grad, 1, k, og)?);
-            Ok(matmul_fused_stored(&w, &g, true, false, &Epilogue::default(), self.store)?)
-        })?;
+        let (w, g) = (self.grouped_weight(weight)?, self.per_group(grad, og)?);
+        let dcols = matmul_fused_stored(&w, &g, true, false, &Epilogue::default(), self.store)?;
         let [_, c, h, w] = self.input;
-        Ok(col2im(&dcols, &self.geometry, &[len, c, h, w])?)
+        Ok(col2im(&dcols.reshape(&[len, self.groups * self.rows, self.pixels])?, &self.geometry, &[len, c, h, w])?)
     }
 }
 
@@ -208,8 +199,7 @@ impl Tensor {
         let images =
             images.unwrap_or_else(|| images_per_binding(&self.device(), plan.groups * plan.rows * plan.pixels));
         plan.chunk = images.min(plan.input[0].max(1));
-        // grouped convolutions stay f32: the groups are cut with `narrow`, which moves 32-bit words
-        plan.half = plan.groups == 1 && half_operands(&self.device());
+        plan.half = half_operands(&self.device());
         plan.store = if plan.half && plan.single_chunk() { DType::F16 } else { DType::F32 };
         let x = cast(&self.data(), plan.store)?;
         let w2 = operand(weight, plan.half)?.reshape(&[plan.out_ch, plan.rows])?;

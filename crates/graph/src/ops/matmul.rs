@@ -1,7 +1,8 @@
-//! Matrix products: `matmul` (2-D or batched; the batch dims must be equal or one side 2-D)
-//! with optional transposes, and `linear` (`x @ w^T + b`, PyTorch's layout). Under autocast
-//! `linear` stores its output in f16; each gradient is stored as its tensor is (a weight's in
-//! f32, an f16 activation's in f16).
+//! Matrix products: `matmul` (2-D or batched; the batch dims must be equal, or one side's a
+//! suffix of the other's: 2-D, or per group as `[G, M, K] @ [N, G, K, P]`) with optional
+//! transposes, and `linear` (`x @ w^T + b`, PyTorch's layout). Under autocast `linear` stores
+//! its output in f16; each gradient is stored as its tensor is (a weight's in f32, an f16
+//! activation's in f16).
 
 use crate::amp::autocast::{half_if, half_operands, operand};
 use crate::error::{invalid, Result};
@@ -9,16 +10,25 @@ use crate::ops::same_device;
 use crate::tensor::Tensor;
 use ferrograd_device::kernels::elementwise::{unary_grad, UnaryOp};
 use ferrograd_device::kernels::epilogue::{fusable, Bias, Epilogue};
-use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused_stored};
+use ferrograd_device::kernels::matmul::{matmul, matmul_batch_sum, matmul_fused_stored, matmul_group_sums};
 use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::{Array, DType};
 
 /// The gradient of `operand` as `op(x) · op(y)`: summed over the batch inside the product when
-/// the operand is 2-D and was applied to a batch (a shared weight), so no per-batch
-/// gradients are materialised (that sum is f32); otherwise stored as `out`.
+/// the operand is 2-D and was applied to a batch (a shared weight), or over the leading batch
+/// dims per group when its batch dims are a suffix of the batch's (a grouped weight), so no
+/// per-batch gradients are materialised (those sums are f32); otherwise stored as `out`.
 fn gradient(operand: &Array, x: &Array, y: &Array, tx: bool, ty: bool, out: DType) -> Result<Array> {
-    if operand.ndim() == 2 && x.ndim() > 2 {
+    let (nd, xd) = (operand.ndim(), x.ndim());
+    if nd == 2 && xd > 2 {
         Ok(matmul_batch_sum(x, y, tx, ty)?)
+    } else if nd < xd {
+        let groups: usize = operand.shape()[..nd - 2].iter().product();
+        let as_groups = |a: &Array| {
+            let [r, c] = [a.shape()[xd - 2], a.shape()[xd - 1]];
+            a.reshape(&[a.numel() / (groups * r * c).max(1), groups, r, c])
+        };
+        Ok(matmul_group_sums(&as_groups(x)?, &as_groups(y)?, tx, ty)?.reshape(operand.shape())?)
     } else {
         Ok(matmul_fused_stored(x, y, tx, ty, &Default::default(), out)?)
     }
