@@ -208,8 +208,9 @@ fn the_lstm_benchmark_prints_its_workload_and_times() {
     let report = text(&out);
     let line = report.lines().find(|l| l.starts_with("lstm.l1.h8.t4.b2")).unwrap_or_else(|| panic!("{report}"));
     let cells: Vec<f64> = line.split_whitespace().skip(1).map(|c| c.parse().unwrap()).collect();
-    // forward ms, forward+backward ms (longer), GFLOP/s (rounds to 0.0 at this size)
-    assert!(cells.len() == 3 && cells[0] > 0.0 && cells[1] > cells[0] && cells[2].is_finite(), "{line}");
+    // forward ms, forward+backward ms, GFLOP/s (rounds to 0.0 at this size); which time is
+    // longer is not asserted: with one rep a pipeline compile can land in either
+    assert!(cells.len() == 3 && cells[0] > 0.0 && cells[1] > 0.0 && cells[2].is_finite(), "{line}");
 }
 
 #[test]
