@@ -3,7 +3,9 @@
 //! the device's dispatch counter.
 
 use ferrograd_device::kernels::optim::multi::{Rule, Variant};
-use ferrograd_device::kernels::optim::{adam_step, sgd_step, AdamCount, AdamParams, AdamTensors, SgdParams, SgdTensors};
+use ferrograd_device::kernels::optim::{
+    adam_step, sgd_step, AdamCount, AdamParams, AdamTensors, SgdParams, SgdTensors,
+};
 use ferrograd_device::testing::{gpu, Rng};
 use ferrograd_device::{Array, Device};
 
@@ -21,10 +23,10 @@ fn a_step_over_n_parameters_takes_ceil_n_over_k_launches() {
     let k_adam = Variant { rule: Rule::Adam { device_count: false }, half: false, skip: false }.max_slots(ctx.caps());
     assert!(k_sgd >= k_adam && k_adam >= 1, "K: sgd {k_sgd}, adam {k_adam}");
     for n in [1, k_adam, k_adam + 1, k_sgd + 1, 2 * k_sgd + 3] {
-        let (p, gr, b, v) = (arrays(&g, &mut rng, n), arrays(&g, &mut rng, n), arrays(&g, &mut rng, n), arrays(&g, &mut rng, n));
-        let tensors: Vec<SgdTensors> = (0..n)
-            .map(|i| SgdTensors { param: &p[i], grad: &gr[i], momentum_buf: Some(&b[i]), half: None })
-            .collect();
+        let (p, gr, b, v) =
+            (arrays(&g, &mut rng, n), arrays(&g, &mut rng, n), arrays(&g, &mut rng, n), arrays(&g, &mut rng, n));
+        let tensors: Vec<SgdTensors> =
+            (0..n).map(|i| SgdTensors { param: &p[i], grad: &gr[i], momentum_buf: Some(&b[i]), half: None }).collect();
         let before = ctx.stats();
         sgd_step(&tensors, &sgd, false, None).unwrap();
         assert_eq!((ctx.stats() - before).dispatches, n.div_ceil(k_sgd) as u64, "SGD over {n} parameters, K = {k_sgd}");
@@ -42,6 +44,10 @@ fn a_step_over_n_parameters_takes_ceil_n_over_k_launches() {
         };
         let before = ctx.stats();
         adam_step(&tensors, &adam, AdamCount::Host, None).unwrap();
-        assert_eq!((ctx.stats() - before).dispatches, n.div_ceil(k_adam) as u64, "Adam over {n} parameters, K = {k_adam}");
+        assert_eq!(
+            (ctx.stats() - before).dispatches,
+            n.div_ceil(k_adam) as u64,
+            "Adam over {n} parameters, K = {k_adam}"
+        );
     }
 }

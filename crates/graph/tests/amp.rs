@@ -161,7 +161,8 @@ fn a_skipped_step_does_not_advance_adams_step_count() {
     assert_eq!(steps_with_skip, vec![3.0; 2], "the skipped step counted");
     assert_eq!(steps_without, vec![3.0; 2]);
     for (a, b) in with_skip.iter().zip(&without) {
-        let (a, b): (Vec<f64>, Vec<f64>) = (a.iter().map(|&x| x as f64).collect(), b.iter().map(|&x| x as f64).collect());
+        let (a, b): (Vec<f64>, Vec<f64>) =
+            (a.iter().map(|&x| x as f64).collect(), b.iter().map(|&x| x as f64).collect());
         ferrograd_device::testing::assert_close("parameters after the run", &a, &b, ferrograd_device::testing::F32_TOL);
     }
 }

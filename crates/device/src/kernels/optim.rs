@@ -278,10 +278,9 @@ pub fn adam_step(tensors: &[AdamTensors], p: &AdamParams, count: AdamCount, skip
                     }
                 };
                 if !skipped {
-                    let (param, grad) = (&mut t.param.cpu_data_mut(), &t.grad.cpu_data());
                     reference::adam_update(
-                        param,
-                        grad,
+                        &mut t.param.cpu_data_mut(),
+                        &t.grad.cpu_data(),
                         &mut t.m.cpu_data_mut(),
                         &mut t.v.cpu_data_mut(),
                         p,
