@@ -43,6 +43,9 @@ impl Default for AdamConfig {
     }
 }
 
+/// (param index, param, grad, f16 copy) of a parameter with a gradient.
+type Update = (usize, Array, Array, Option<Array>);
+
 pub struct Adam {
     params: Vec<(String, Tensor)>,
     config: AdamConfig,
@@ -86,8 +89,7 @@ impl Adam {
         if skip.is_some() && self.device_counts.is_none() {
             self.device_counts = self.counts_on_device()?;
         }
-        // (param index, param, grad, f16 copy) of every parameter with a gradient, by step
-        let mut by_step: BTreeMap<u64, Vec<(usize, Array, Array, Option<Array>)>> = BTreeMap::new();
+        let mut by_step: BTreeMap<u64, Vec<Update>> = BTreeMap::new();
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(grad) = p.grad() else { continue };
             let param = p.data();
