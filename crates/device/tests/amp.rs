@@ -5,15 +5,16 @@
 //! Also: the products' f16 operands given as f16 arrays equal the f32 arrays cast inside.
 
 use ferrograd_device::kernels::amp::{
-    adam_step_amp, read_scaler_state, scale_array, scaler_state, sgd_step_amp, unscale_check, update_scale,
-    ScalerSchedule, ScalerState,
+    read_scaler_state, scale_array, scaler_state, unscale_check, update_scale, ScalerSchedule, ScalerState,
 };
 use ferrograd_device::kernels::copy::cast;
 use ferrograd_device::kernels::epilogue::{Bias, Epilogue};
 use ferrograd_device::kernels::matmul::{matmul_batch_sum_using, matmul_fused_using, Precision};
-use ferrograd_device::kernels::optim::{AdamParams, SgdParams};
+use ferrograd_device::kernels::optim::{
+    adam_step, sgd_step, AdamCount, AdamParams, AdamTensors, SgdParams, SgdTensors,
+};
 use ferrograd_device::testing::{assert_close, gpu, Rng, F16_TOL, F32_TOL};
-use ferrograd_device::{Array, DType, Device};
+use ferrograd_device::{Array, DType, Device, Result};
 
 fn pair(g: &Device, v: &[f32], shape: &[usize]) -> (Array, Array) {
     (Array::from_f32(g, v, shape).unwrap(), Array::from_f32(&Device::Cpu, v, shape).unwrap())
@@ -109,6 +110,32 @@ fn a_bad_scale_is_refused() {
     }
 }
 
+/// One parameter's SGD step under the scaler state `skip`, writing its f16 copy `half`.
+fn sgd_amp(
+    param: &Array,
+    grad: &Array,
+    momentum_buf: Option<&Array>,
+    half: Option<&Array>,
+    skip: &Array,
+    p: &SgdParams,
+    first: bool,
+) -> Result<()> {
+    sgd_step(&[SgdTensors { param, grad, momentum_buf, half }], p, first, Some(skip))
+}
+
+/// One parameter's Adam step (count on the host) under the scaler state `skip`.
+fn adam_amp(
+    param: &Array,
+    grad: &Array,
+    m: &Array,
+    v: &Array,
+    half: Option<&Array>,
+    skip: &Array,
+    p: &AdamParams,
+) -> Result<()> {
+    adam_step(&[AdamTensors { param, grad, m, v, half }], p, AdamCount::Host, Some(skip))
+}
+
 #[test]
 fn sgd_amp_matches_reference_writes_the_f16_copy_and_skips_on_overflow() {
     let g = gpu();
@@ -127,8 +154,8 @@ fn sgd_amp_matches_reference_writes_the_f16_copy_and_skips_on_overflow() {
             let (sg, sc) = states(&g, &state(1.0, false));
             for step in 0..4 {
                 let (gg, gc) = pair(&g, &rng.vec(N), &[N]);
-                sgd_step_amp(&pg, &gg, buf_g, half_g, &sg, &p, step == 0).unwrap();
-                sgd_step_amp(&pc, &gc, buf_c, half_c, &sc, &p, step == 0).unwrap();
+                sgd_amp(&pg, &gg, buf_g, half_g, &sg, &p, step == 0).unwrap();
+                sgd_amp(&pc, &gc, buf_c, half_c, &sc, &p, step == 0).unwrap();
             }
             same(&format!("sgd amp param {p:?}"), &pg, &pc, F32_TOL);
             if p.momentum != 0.0 {
@@ -142,7 +169,7 @@ fn sgd_amp_matches_reference_writes_the_f16_copy_and_skips_on_overflow() {
             let (skip_g, _) = states(&g, &state(1.0, true));
             let before = (pg.to_f32_vec().unwrap(), bg.to_f32_vec().unwrap(), hg.to_f64_vec().unwrap());
             let (gg, _) = pair(&g, &rng.vec(N), &[N]);
-            sgd_step_amp(&pg, &gg, buf_g, half_g, &skip_g, &p, false).unwrap();
+            sgd_amp(&pg, &gg, buf_g, half_g, &skip_g, &p, false).unwrap();
             let after = (pg.to_f32_vec().unwrap(), bg.to_f32_vec().unwrap(), hg.to_f64_vec().unwrap());
             assert_eq!(before, after, "a skipped SGD step changed state ({p:?})");
         }
@@ -170,8 +197,8 @@ fn adam_amp_matches_reference_writes_the_f16_copy_and_skips_on_overflow() {
         };
         for step in 1..=4 {
             let (gg, gc) = pair(&g, &rng.vec(N), &[N]);
-            adam_step_amp(&pg, &gg, &mg, &vg, Some(&hg), &sg, &hp(step)).unwrap();
-            adam_step_amp(&pc, &gc, &mc, &vc, Some(&hc), &sc, &hp(step)).unwrap();
+            adam_amp(&pg, &gg, &mg, &vg, Some(&hg), &sg, &hp(step)).unwrap();
+            adam_amp(&pc, &gc, &mc, &vc, Some(&hc), &sc, &hp(step)).unwrap();
         }
         same("adam amp param", &pg, &pc, F32_TOL);
         same("adam amp exp_avg", &mg, &mc, F32_TOL);
@@ -180,8 +207,8 @@ fn adam_amp_matches_reference_writes_the_f16_copy_and_skips_on_overflow() {
         let (skip_g, skip_c) = states(&g, &state(1.0, true));
         let before = [&pg, &mg, &vg, &pc].map(|a| a.to_f64_vec().unwrap());
         let (gg, gc) = pair(&g, &rng.vec(N), &[N]);
-        adam_step_amp(&pg, &gg, &mg, &vg, None, &skip_g, &hp(5)).unwrap();
-        adam_step_amp(&pc, &gc, &mc, &vc, None, &skip_c, &hp(5)).unwrap();
+        adam_amp(&pg, &gg, &mg, &vg, None, &skip_g, &hp(5)).unwrap();
+        adam_amp(&pc, &gc, &mc, &vc, None, &skip_c, &hp(5)).unwrap();
         let after = [&pg, &mg, &vg, &pc].map(|a| a.to_f64_vec().unwrap());
         assert_eq!(before, after, "a skipped Adam step changed state");
     }
@@ -194,10 +221,10 @@ fn a_mismatched_f16_copy_is_refused() {
     let s = scaler_state(&d, &state(1.0, false)).unwrap();
     let sgd = SgdParams { lr: 0.1, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false };
     let f32_copy = Array::from_f32(&d, &[1.0; 4], &[4]).unwrap();
-    let e = sgd_step_amp(&p, &gr, None, Some(&f32_copy), &s, &sgd, true).unwrap_err().to_string();
-    assert!(e.contains("sgd_step_amp") && e.contains("f16"), "{e}");
+    let e = sgd_amp(&p, &gr, None, Some(&f32_copy), &s, &sgd, true).unwrap_err().to_string();
+    assert!(e.contains("sgd_step") && e.contains("f16"), "{e}");
     let short = cast(&Array::from_f32(&d, &[1.0; 3], &[3]).unwrap(), DType::F16).unwrap();
-    let e = sgd_step_amp(&p, &gr, None, Some(&short), &s, &sgd, true).unwrap_err().to_string();
+    let e = sgd_amp(&p, &gr, None, Some(&short), &s, &sgd, true).unwrap_err().to_string();
     assert!(e.contains("[3]") && e.contains("[4]"), "{e}");
 }
 

@@ -22,6 +22,7 @@ fn a_failed_cooperative_matrix_build_falls_back_to_the_tile_kernels() {
         max_groups_per_dim: 65535,
         uniform_align: 256,
         storage_align: 256,
+        max_storage_buffers: 8,
     };
     let p = Problem::new(&[1024, 1024], &[1024, 1024], false, false).unwrap();
     assert_eq!(choose_variant(&caps, Precision::Mixed, &p), Variant::Coop);

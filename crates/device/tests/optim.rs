@@ -2,9 +2,11 @@
 //! over several steps, on random nonzero inputs. Bound: f32, 1e-5 relative. One test checks
 //! single steps against values worked by hand from PyTorch's published update rules.
 
-use ferrograd_device::kernels::optim::{adam_step, axpy, scale, sgd_step, AdamParams, SgdParams};
+use ferrograd_device::kernels::optim::{
+    adam_step, axpy, scale, sgd_step, AdamCount, AdamParams, AdamTensors, SgdParams, SgdTensors,
+};
 use ferrograd_device::testing::{assert_close, gpu, Rng, F32_TOL};
-use ferrograd_device::{Array, Device};
+use ferrograd_device::{Array, Device, Result};
 
 /// The same values on the GPU and on the CPU device.
 fn pair(g: &Device, v: &[f32], shape: &[usize]) -> (Array, Array) {
@@ -13,6 +15,16 @@ fn pair(g: &Device, v: &[f32], shape: &[usize]) -> (Array, Array) {
 
 fn same(what: &str, gpu: &Array, cpu: &Array) {
     assert_close(what, &gpu.to_f64_vec().unwrap(), &cpu.to_f64_vec().unwrap(), F32_TOL);
+}
+
+/// One parameter's SGD step (no f16 copy, no scaler).
+fn sgd1(param: &Array, grad: &Array, momentum_buf: Option<&Array>, p: &SgdParams, first: bool) -> Result<()> {
+    sgd_step(&[SgdTensors { param, grad, momentum_buf, half: None }], p, first, None)
+}
+
+/// One parameter's Adam step, its count on the host (no f16 copy, no scaler).
+fn adam1(param: &Array, grad: &Array, m: &Array, v: &Array, p: &AdamParams) -> Result<()> {
+    adam_step(&[AdamTensors { param, grad, m, v, half: None }], p, AdamCount::Host, None)
 }
 
 const SHAPE: [usize; 2] = [3, 333];
@@ -32,8 +44,8 @@ fn sgd_matches_reference_over_several_steps() {
         let (bg, bc) = pair(&g, &rng.vec(n), &SHAPE);
         for step in 0..5 {
             let (gg, gc) = pair(&g, &rng.vec(n), &SHAPE);
-            sgd_step(&pg, &gg, Some(&bg), &p, step == 0).unwrap();
-            sgd_step(&pc, &gc, Some(&bc), &p, step == 0).unwrap();
+            sgd1(&pg, &gg, Some(&bg), &p, step == 0).unwrap();
+            sgd1(&pc, &gc, Some(&bc), &p, step == 0).unwrap();
         }
         same(&format!("sgd param {p:?}"), &pg, &pc);
         if p.momentum != 0.0 {
@@ -62,8 +74,8 @@ fn adam_matches_reference_over_several_steps() {
                 step,
             };
             let (gg, gc) = pair(&g, &rng.vec(n), &SHAPE);
-            adam_step(&pg, &gg, &mg, &vg, &p).unwrap();
-            adam_step(&pc, &gc, &mc, &vc, &p).unwrap();
+            adam1(&pg, &gg, &mg, &vg, &p).unwrap();
+            adam1(&pc, &gc, &mc, &vc, &p).unwrap();
         }
         same(&format!("adam param decoupled={decoupled}"), &pg, &pc);
         same("adam m", &mg, &mc);
@@ -109,7 +121,7 @@ fn single_steps_match_values_worked_by_hand() {
     check_by_hand(
         "adam",
         &start,
-        |a| adam_step(&a[0], &a[1], &a[2], &a[3], &adam).unwrap(),
+        |a| adam1(&a[0], &a[1], &a[2], &a[3], &adam).unwrap(),
         &[want_p, [0.2, -0.3], [0.1105, 0.0135], [0.010032025, 0.020079225]],
     );
 
@@ -120,7 +132,7 @@ fn single_steps_match_values_worked_by_hand() {
     check_by_hand(
         "adamw",
         &start,
-        |a| adam_step(&a[0], &a[1], &a[2], &a[3], &adamw).unwrap(),
+        |a| adam1(&a[0], &a[1], &a[2], &a[3], &adamw).unwrap(),
         &[want_p, [0.2, -0.3], [0.11, 0.015], [0.01003, 0.02007]],
     );
 
@@ -135,13 +147,13 @@ fn single_steps_match_values_worked_by_hand() {
     check_by_hand(
         "sgd nesterov",
         &start,
-        |a| sgd_step(&a[0], &a[1], Some(&a[2]), &sgd, false).unwrap(),
+        |a| sgd1(&a[0], &a[1], Some(&a[2]), &sgd, false).unwrap(),
         &[[0.43675, -1.43205], [0.2, -0.3], [0.475, -0.405]],
     );
     check_by_hand(
         "sgd nesterov, first step",
         &start,
-        |a| sgd_step(&a[0], &a[1], Some(&a[2]), &sgd, true).unwrap(),
+        |a| sgd1(&a[0], &a[1], Some(&a[2]), &sgd, true).unwrap(),
         &[[0.46105, -1.44015], [0.2, -0.3], [0.205, -0.315]],
     );
 }
@@ -176,8 +188,8 @@ fn misuse_is_an_error_naming_the_kernel() {
     let err = axpy(&a, &b, 1.0).unwrap_err().to_string();
     assert!(err.contains("axpy") && err.contains("[2, 3]") && err.contains("[3, 2]"), "{err}");
     let p = SgdParams { lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 0.0, nesterov: false };
-    assert!(sgd_step(&a, &c, None, &p, true).unwrap_err().to_string().contains("sgd_step"));
-    let err = sgd_step(&a, &a, Some(&c), &p, true).unwrap_err().to_string();
+    assert!(sgd1(&a, &c, None, &p, true).unwrap_err().to_string().contains("sgd_step"));
+    let err = sgd1(&a, &a, Some(&c), &p, true).unwrap_err().to_string();
     assert!(err.contains("sgd_step") && err.contains("share storage"), "{err}");
     let adam = AdamParams {
         lr: 0.1,
@@ -189,10 +201,10 @@ fn misuse_is_an_error_naming_the_kernel() {
         step: 1,
     };
     let m = Array::from_f32(&g, &[0.0; 6], &[2, 3]).unwrap();
-    let err = adam_step(&a, &c, &m, &m, &adam).unwrap_err().to_string();
+    let err = adam1(&a, &c, &m, &m, &adam).unwrap_err().to_string();
     assert!(err.contains("adam_step") && err.contains("share storage"), "{err}");
     let v = Array::from_f32(&g, &[0.0; 6], &[2, 3]).unwrap();
-    assert!(adam_step(&a, &c, &m, &v, &AdamParams { step: 0, ..adam }).is_err());
+    assert!(adam1(&a, &c, &m, &v, &AdamParams { step: 0, ..adam }).is_err());
     let cpu = Array::from_f32(&Device::Cpu, &[0.5; 6], &[2, 3]).unwrap();
     assert!(axpy(&a, &cpu, 1.0).is_err());
 }

@@ -17,7 +17,7 @@ use ferrograd_graph::gradcheck::{gpu_matches_cpu, GradCheck};
 use ferrograd_graph::nn::{Linear, Module};
 use ferrograd_graph::ops::conv::Conv2dOptions;
 use ferrograd_graph::ops::norm::batch_norm;
-use ferrograd_graph::optim::{Sgd, SgdConfig};
+use ferrograd_graph::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use ferrograd_graph::{Result, Tensor};
 
 /// An f16 CPU array: `a`'s values rounded to f16.
@@ -172,4 +172,44 @@ fn an_overflowing_step_is_skipped_and_the_scale_halves() {
     let xs = x.to_vec().unwrap();
     let want: f64 = (0..16).map(|r| xs[r * 8] as f64).sum::<f64>() * 1e-2;
     assert!((grad[0] - want).abs() <= 1e-3 * want.abs().max(1e-3), "unscaled gradient {} vs {want}", grad[0]);
+}
+
+/// Adam through the scaler on a model with fixed random parameters (not the global seed's:
+/// tests run in parallel), one step per loss factor; the parameters and `<param>.step` of
+/// every parameter after them.
+fn adam_run(loss_factors: &[f32]) -> (Vec<Vec<f32>>, Vec<f64>) {
+    let g = gpu();
+    let model = Linear::new(&g, 8, 4, true).unwrap();
+    let mut rng = Rng::new(5);
+    for p in model.parameters() {
+        p.set_data(Array::from_f32(&g, &rng.vec(p.numel()), &p.shape()).unwrap());
+    }
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+    let scaler = GradScaler::new(&g).unwrap();
+    let x = Tensor::from_f32(&g, &Rng::new(6).vec(16 * 8), &[16, 8]).unwrap();
+    for &f in loss_factors {
+        let loss = {
+            let _amp = autocast(Precision::Mixed);
+            model.forward(&x).unwrap().sum_all().unwrap().mul_scalar(f).unwrap()
+        };
+        backward_and_step(&loss, &mut opt, Some(&scaler), None).unwrap();
+    }
+    let steps = opt.state_dict().iter().filter(|(n, _)| n.ends_with(".step")).map(|(_, a)| a.item().unwrap()).collect();
+    (model.parameters().iter().map(|p| p.to_vec().unwrap()).collect(), steps)
+}
+
+/// torch's `scaler.step(opt)` does not call `opt.step()` on a skipped step, so Adam's step
+/// count (and with it the bias correction) does not advance: a run with an overflowing step
+/// ends where the run without it does (to f32 rounding: the scale halved, a power of two).
+#[test]
+fn a_skipped_step_does_not_advance_adams_step_count() {
+    let (with_skip, steps_with_skip) = adam_run(&[1e-2, 1e4, 2e-2, -1e-2]);
+    let (without, steps_without) = adam_run(&[1e-2, 2e-2, -1e-2]);
+    assert_eq!(steps_with_skip, vec![3.0; 2], "the skipped step counted");
+    assert_eq!(steps_without, vec![3.0; 2]);
+    for (a, b) in with_skip.iter().zip(&without) {
+        let (a, b): (Vec<f64>, Vec<f64>) =
+            (a.iter().map(|&x| x as f64).collect(), b.iter().map(|&x| x as f64).collect());
+        ferrograd_device::testing::assert_close("parameters after the run", &a, &b, ferrograd_device::testing::F32_TOL);
+    }
 }

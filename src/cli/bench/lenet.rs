@@ -11,7 +11,7 @@ use ferrograd_device::kernels::conv::{col2im, im2col, Conv2dGeometry};
 use ferrograd_device::kernels::elementwise::{binary, unary, unary_grad, BinaryOp, UnaryOp};
 use ferrograd_device::kernels::loss::{cross_entropy, cross_entropy_backward};
 use ferrograd_device::kernels::matmul::{matmul_using, pick_variant, Precision, Problem, Variant};
-use ferrograd_device::kernels::optim::{sgd_step, SgdParams};
+use ferrograd_device::kernels::optim::{sgd_step, SgdParams, SgdTensors};
 use ferrograd_device::kernels::pool::{max_pool2d, max_pool2d_backward};
 use ferrograd_device::kernels::reduce::sum_to_shape;
 use ferrograd_device::testing::Rng;
@@ -196,15 +196,28 @@ impl Step {
 
     fn sgd(&mut self, params: &[Array]) -> anyhow::Result<()> {
         let p = SgdParams { lr: 1e-3, momentum: 0.9, dampening: 0.0, weight_decay: 0.0, nesterov: false };
+        // (weight, gradient, momentum buffer) of every parameter: one multi-tensor step
+        let mut arrays = Vec::new();
         for w in params {
-            let (w, grad, buf) = (
+            arrays.push((
                 w.clone(),
                 Array::from_f32(&self.device, &self.rng.vec(w.numel()), w.shape())?,
                 Array::from_f32(&self.device, &vec![0.0; w.numel()], w.shape())?,
-            );
-            let label = format!("sgd {:?}", w.shape());
-            self.push("optim", label, 0.0, Box::new(move || sgd_step(&w, &grad, Some(&buf), &p, false)));
+            ));
         }
+        let label = format!("sgd ({} parameters)", arrays.len());
+        self.push(
+            "optim",
+            label,
+            0.0,
+            Box::new(move || {
+                let tensors: Vec<SgdTensors> = arrays
+                    .iter()
+                    .map(|(param, grad, buf)| SgdTensors { param, grad, momentum_buf: Some(buf), half: None })
+                    .collect();
+                sgd_step(&tensors, &p, false, None)
+            }),
+        );
         Ok(())
     }
 }

@@ -20,6 +20,8 @@ pub struct Caps {
     pub uniform_align: u32,
     /// where a storage binding may start in a buffer (`min_storage_buffer_offset_alignment`)
     pub storage_align: u32,
+    /// storage buffers one kernel may bind: the per-stage limit, within the bind group's
+    pub max_storage_buffers: u32,
 }
 
 /// One adapter as `ferrograd devices` prints it.
@@ -74,6 +76,10 @@ pub(crate) fn caps_of(adapter: &wgpu::Adapter, features: wgpu::Features, limits:
         max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
         uniform_align: limits.min_uniform_buffer_offset_alignment,
         storage_align: limits.min_storage_buffer_offset_alignment,
+        // binding 0 of every kernel is its parameter block
+        max_storage_buffers: limits
+            .max_storage_buffers_per_shader_stage
+            .min(limits.max_bindings_per_bind_group.saturating_sub(1)),
     }
 }
 

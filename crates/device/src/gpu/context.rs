@@ -20,8 +20,9 @@ const POOL_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::UNIFORM)
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
-/// Largest parameter block one dispatch may use.
-pub const MAX_PARAM_BYTES: usize = 256;
+/// Largest parameter block one dispatch may use (the multi-tensor optimizer updates carry
+/// a table of up to `kernels::optim` slots in theirs).
+pub const MAX_PARAM_BYTES: usize = 2048;
 
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,

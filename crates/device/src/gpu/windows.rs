@@ -14,6 +14,19 @@ pub struct Window {
     pub len: usize,
 }
 
+impl<'a> Binding<'a> {
+    /// Window `w` of `buffer`, which holds `elem_bytes` bytes per element: the whole buffer
+    /// when `only` (the window covers every element).
+    pub fn window(buffer: &'a GpuBuffer, elem_bytes: usize, w: Window, only: bool) -> Binding<'a> {
+        if only {
+            return Binding::whole(buffer);
+        }
+        let offset = (w.start * elem_bytes) as u64;
+        let end = ((w.start + w.len) * elem_bytes).next_multiple_of(4) as u64;
+        Binding { buffer, offset, size: end.min(buffer.capacity()) - offset }
+    }
+}
+
 impl GpuContext {
     /// The windows a flat kernel over `n` elements takes, where operand `i` holds
     /// `elem_bytes[i]` bytes per element: one when every operand fits a binding, else as many
@@ -46,17 +59,8 @@ impl GpuContext {
         let bytes: Vec<usize> = operands.iter().map(|o| o.1).collect();
         let windows = self.flat_windows(n, &bytes);
         for w in windows.iter().copied() {
-            let bindings: Vec<Binding> = operands
-                .iter()
-                .map(|&(buffer, size)| {
-                    if windows.len() == 1 {
-                        return Binding::whole(buffer);
-                    }
-                    let offset = (w.start * size) as u64;
-                    let end = ((w.start + w.len) * size).next_multiple_of(4) as u64;
-                    Binding { buffer, offset, size: end.min(buffer.capacity()) - offset }
-                })
-                .collect();
+            let bindings: Vec<Binding> =
+                operands.iter().map(|&(buffer, size)| Binding::window(buffer, size, w, windows.len() == 1)).collect();
             self.dispatch_bound(kernel, param_bytes(&params(w)), &bindings, grid_1d(w.len, wg))?;
         }
         Ok(())

@@ -1,7 +1,7 @@
-//! Mixed precision's device side (WGSL: `shaders/amp.wgsl`, used only where the adapter has
-//! f16): dynamic loss scaling with `torch.cuda.amp.GradScaler`'s semantics, and optimizer
-//! updates of f32 master weights that skip a step whose gradients overflowed and write the
-//! parameter's f16 copy in the same launch.
+//! Mixed precision's loss scaler on the device (WGSL: `shaders/amp.wgsl`, used only where the
+//! adapter has f16): dynamic loss scaling with `torch.cuda.amp.GradScaler`'s semantics. The
+//! optimizer updates that skip a step whose gradients overflowed (and write the parameter's
+//! f16 copy) are `kernels::optim`'s, given the state as `skip`.
 //!
 //! The scaler's state is one `[4]` u32 array on the device: the scale (f32 bits), the growth
 //! tracker (good steps since the scale last changed), found-inf (0 or 1) and the number of
@@ -14,13 +14,13 @@ use crate::dtype::DType;
 use crate::error::{shape_err, DeviceError, Result};
 use crate::gpu::{grid_1d, GpuContext, Kernel};
 use crate::kernels::common::{param_bytes, require_dtype, same_device};
-use crate::kernels::optim::{adam_words, check, reference as optim_ref, sgd_words, words, AdamParams, SgdParams};
+use crate::kernels::optim::{check, words};
 
-crate::shader!(AMP, "amp");
+crate::shader!(AMP, "amp", "optim_rules");
 
 const SCALE: usize = 0;
 const GROWTH: usize = 1;
-const FOUND_INF: usize = 2;
+pub(crate) const FOUND_INF: usize = 2;
 const SKIPPED: usize = 3;
 
 /// GradScaler's schedule: PyTorch's defaults are 2^16, 2, 0.5 and 2000.
@@ -80,7 +80,7 @@ pub fn scale_array(state: &Array) -> Result<Array> {
     }
 }
 
-fn check_state(kernel: &'static str, state: &Array) -> Result<()> {
+pub(crate) fn check_state(kernel: &'static str, state: &Array) -> Result<()> {
     require_dtype(kernel, state, DType::U32)?;
     if state.shape() != [4] {
         return shape_err(kernel, format!("the scaler state is [4] u32, got {:?}", state.shape()));
@@ -152,125 +152,6 @@ pub fn update_scale(state: &Array, schedule: &ScalerSchedule) -> Result<()> {
             let p = words(schedule.growth_interval as usize, 0, f);
             g.dispatch(&Kernel::new(&AMP, K), param_bytes(&p), &[state.expect_gpu(K)?], [1, 1, 1])
         }
-    }
-}
-
-/// A `[4]`-word state's found-inf flag, on the CPU device (for the references).
-fn cpu_found_inf(state: &Array) -> bool {
-    state.cpu_data()[FOUND_INF] != 0.0
-}
-
-/// Checks the f16 copy: F16, the parameter's shape, on its device.
-fn check_half(kernel: &'static str, param: &Array, half: Option<&Array>) -> Result<()> {
-    let Some(h) = half else { return Ok(()) };
-    same_device(kernel, &[param, h])?;
-    require_dtype(kernel, h, DType::F16)?;
-    if h.shape() != param.shape() {
-        return shape_err(kernel, format!("f16 copy {:?} of param {:?}", h.shape(), param.shape()));
-    }
-    Ok(())
-}
-
-/// [`crate::kernels::optim::sgd_step`] that does nothing when the state's found-inf is set,
-/// and writes `half` (the parameter's f16 copy) with the updated values in the same launch.
-pub fn sgd_step_amp(
-    param: &Array,
-    grad: &Array,
-    momentum_buf: Option<&Array>,
-    half: Option<&Array>,
-    state: &Array,
-    p: &SgdParams,
-    first_step: bool,
-) -> Result<()> {
-    const K: &str = "sgd_step_amp";
-    check_state(K, state)?;
-    let buf = match (p.momentum != 0.0, momentum_buf) {
-        (false, _) => None,
-        (true, Some(b)) => Some(b),
-        (true, None) => return shape_err(K, format!("momentum {} needs a momentum buffer", p.momentum)),
-    };
-    let mut arrays = vec![("param", param), ("grad", grad)];
-    arrays.extend(buf.map(|b| ("momentum_buf", b)));
-    let device = check(K, &arrays)?;
-    check_half(K, param, half)?;
-    same_device(K, &[param, state])?;
-    match &device {
-        Device::Cpu => {
-            if !cpu_found_inf(state) {
-                let mut b = buf.map(|b| b.cpu_data_mut());
-                optim_ref::sgd_step(
-                    &mut param.cpu_data_mut(),
-                    &grad.cpu_data(),
-                    b.as_deref_mut().map(|v| &mut v[..]),
-                    p,
-                    first_step,
-                );
-                write_half_cpu(param, half);
-            }
-            Ok(())
-        }
-        Device::Gpu(_) => {
-            let g = gpu_of(K, &device)?;
-            let mut bound = vec![param, grad, state];
-            bound.extend(buf);
-            bound.extend(half);
-            let entry = match (buf.is_some(), half.is_some()) {
-                (false, false) => "sgd_amp",
-                (false, true) => "sgd_amp_half",
-                (true, false) => "sgd_momentum_amp",
-                (true, true) => "sgd_momentum_amp_half",
-            };
-            launch(g, entry, &sgd_words(param.numel(), p, first_step), &bound, param.numel())
-        }
-    }
-}
-
-/// [`crate::kernels::optim::adam_step`] that does nothing when the state's found-inf is set,
-/// and writes `half` (the parameter's f16 copy) in the same launch.
-pub fn adam_step_amp(
-    param: &Array,
-    grad: &Array,
-    m: &Array,
-    v: &Array,
-    half: Option<&Array>,
-    state: &Array,
-    p: &AdamParams,
-) -> Result<()> {
-    const K: &str = "adam_step_amp";
-    check_state(K, state)?;
-    if p.step == 0 {
-        return shape_err(K, format!("step counts from 1, got 0 (param {:?})", param.shape()));
-    }
-    let device = check(K, &[("param", param), ("grad", grad), ("m", m), ("v", v)])?;
-    check_half(K, param, half)?;
-    same_device(K, &[param, state])?;
-    match &device {
-        Device::Cpu => {
-            if !cpu_found_inf(state) {
-                optim_ref::adam_step(
-                    &mut param.cpu_data_mut(),
-                    &grad.cpu_data(),
-                    &mut m.cpu_data_mut(),
-                    &mut v.cpu_data_mut(),
-                    p,
-                );
-                write_half_cpu(param, half);
-            }
-            Ok(())
-        }
-        Device::Gpu(_) => {
-            let g = gpu_of(K, &device)?;
-            let mut bound = vec![param, grad, state, m, v];
-            bound.extend(half);
-            let entry = if half.is_some() { "adam_amp_half" } else { "adam_amp" };
-            launch(g, entry, &adam_words(param.numel(), p), &bound, param.numel())
-        }
-    }
-}
-
-fn write_half_cpu(param: &Array, half: Option<&Array>) {
-    if let Some(h) = half {
-        *h.cpu_data_mut() = crate::kernels::copy::reference::round_f16(&param.cpu_data());
     }
 }
 

@@ -91,24 +91,3 @@ pub(crate) fn state_step(state: &[(String, Array)], name: &str) -> Result<Option
         None => Ok(None),
     }
 }
-
-/// What an update of `param` needs for mixed precision: the scaler state that can skip it
-/// (`skip`, or one that never does when only an f16 copy needs refreshing) and the f16 copy;
-/// `None` when neither applies and the plain f32 kernel runs.
-pub(crate) fn amp_update(param: &Tensor, skip: Option<&Array>) -> Result<Option<(Array, Option<Array>)>> {
-    let half = param.half_copy();
-    let state = match (skip, &half) {
-        (Some(s), _) => s.clone(),
-        (None, Some(_)) => ferrograd_device::kernels::amp::scaler_state(
-            &param.device(),
-            &ferrograd_device::kernels::amp::ScalerState {
-                scale: 1.0,
-                growth_tracker: 0,
-                found_inf: false,
-                skipped_steps: 0,
-            },
-        )?,
-        (None, None) => return Ok(None),
-    };
-    Ok(Some((state, half)))
-}

@@ -1,12 +1,11 @@
 //! SGD with momentum, dampening, Nesterov and weight decay (PyTorch's `torch.optim.SGD`),
-//! one fused kernel per parameter.
+//! fused kernels over many parameters per launch.
 
 use crate::error::{invalid, Result};
-use crate::optim::{amp_update, state_entry, state_step, step_array, Optimizer};
+use crate::optim::{state_entry, state_step, step_array, Optimizer};
 use crate::range::{Allowed, OutOfRange};
 use crate::tensor::Tensor;
-use ferrograd_device::kernels::amp::sgd_step_amp;
-use ferrograd_device::kernels::optim::{sgd_step, SgdParams};
+use ferrograd_device::kernels::optim::{sgd_step, SgdParams, SgdTensors};
 use ferrograd_device::Array;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,6 +69,8 @@ impl Sgd {
             weight_decay: c.weight_decay as f32,
             nesterov: c.nesterov,
         };
+        // (param, grad, f16 copy, first step) of every parameter with a gradient
+        let mut updates = Vec::new();
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(grad) = p.grad() else { continue };
             let param = p.data();
@@ -77,12 +78,22 @@ impl Sgd {
             if c.momentum != 0.0 && first {
                 self.momentum_buffers[i] = Some(Array::zeros(&param.device(), param.shape())?);
             }
-            let buf = self.momentum_buffers[i].as_ref();
-            match amp_update(p, skip)? {
-                Some((state, half)) => sgd_step_amp(&param, &grad, buf, half.as_ref(), &state, &hp, first)?,
-                None => sgd_step(&param, &grad, buf, &hp, first)?,
-            }
+            updates.push((i, param, grad, p.half_copy(), first));
             self.steps[i] += 1;
+        }
+        // a parameter's first step sets its momentum buffer: one launch series per kind
+        for first_step in [false, true] {
+            let tensors: Vec<SgdTensors> = updates
+                .iter()
+                .filter(|u| u.4 == first_step)
+                .map(|(i, param, grad, half, _)| SgdTensors {
+                    param,
+                    grad,
+                    momentum_buf: self.momentum_buffers[*i].as_ref(),
+                    half: half.as_ref(),
+                })
+                .collect();
+            sgd_step(&tensors, &hp, first_step, skip)?;
         }
         Ok(())
     }
